@@ -1,0 +1,1 @@
+"""Training of the digit classifiers in numpy; `python3 -m train --help` lists the settings."""
