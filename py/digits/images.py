@@ -23,6 +23,9 @@ def decode_image(data, max_pixels=MAX_IMAGE_PIXELS):
         raise InvalidImageError("the data is not an image in a format Pillow can read (PNG, JPEG, GIF, BMP, WebP, ...)") from None
     except Image.DecompressionBombError:
         raise InvalidImageError(f"the image has far more than the limit of {max_pixels} pixels", code="image_too_large") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        # Damaged headers of some formats (ICO, JPEG, WebP, PPM) fail while opening, not loading.
+        raise InvalidImageError(f"the image could not be decoded: {error}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise InvalidImageError(
@@ -30,5 +33,15 @@ def decode_image(data, max_pixels=MAX_IMAGE_PIXELS):
     try:
         image = ImageOps.exif_transpose(image)
         return np.asarray(image.convert("RGBA"))
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise InvalidImageError(f"the image could not be decoded: {error}") from None
+
+
+def encode_png(image):
+    """Encode a 2-D image with values in 0..1 as 8-bit greyscale PNG bytes."""
+    from PIL import Image
+
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
