@@ -56,7 +56,7 @@ PYODIDE_LOCK = NODE_PYODIDE_DIR / "pyodide-lock.json"
 SETUP_STAMP_NAME = "digits-setup-stamp.json"
 NODE_STAMP_NAME = ".digits-package-lock.sha256"
 
-SITE_PAGE_FILES = ("index.html", "style.css", "app.js", "worker.js")
+SITE_PAGE_FILES = ("index.html", "style.css", "app.js", "worker.js", "api.js")
 PYODIDE_CORE_FILES = ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
 PYODIDE_WHEEL_PACKAGES = ("numpy", "pillow")
 PYODIDE_CDN_URL = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"

@@ -1,5 +1,9 @@
 /*
- * Page: the drawing pad, classification requests to worker.js and the result view.
+ * Page: the drawing pad, classification requests to worker.js or to the HTTP API (api.js), and the result view.
+ *
+ * The worker classifies unless the person ticks #use-server, or the worker cannot start (no WebAssembly, a
+ * failed download, ...) or is not ready after WORKER_READY_TIMEOUT_MS. Then the API classifies, until the
+ * worker is ready or the box is cleared. Either way, at most one classification is in flight.
  *
  * Stable hooks for tests (keep them when restyling):
  *   #canvas         drawing surface, drawn with Pointer Events. When focused: arrow keys move the pen
@@ -7,15 +11,21 @@
  *                   Escape or Delete clears. Ctrl+Z or Cmd+Z undoes the last stroke anywhere on the page.
  *   #pad            wrapper of #canvas; data-pen is "hidden", "up" or "down" for the keyboard pen cursor
  *   #clear, #undo   buttons
- *   #photo          file input; the chosen file is sent to the worker as "classify-image"
+ *   #photo          file input; the chosen file is sent to the worker as "classify-image", or to the API
  *   #model-select   <select> filled from models/index.json; option values are model names
  *   #result-label   the top digit as text, empty when no result is shown
- *   #status         loading, ready or failure text; data-state is "loading", "ready" or "failed"
- *   #message        error text for people, empty when there is none. data-code is the worker's error code,
- *                   or "photo_too_large", "photo_unreadable" or "model_load_failed" from the page itself.
+ *   #status         loading, ready or failure text; data-state is "loading", "ready" or "failed", and
+ *                   data-source is "browser" or "server", the path that classifies now
+ *   #use-server     checkbox "Classify on the server"; ticked and disabled while the worker cannot classify
+ *   #fallback-note  why the server classifies although the box was not ticked; hidden otherwise
+ *   #message        error text for people, empty when there is none. data-code is the worker's or the API's
+ *                   error code, "server_timeout", "server_unreachable" or "server_failed" from api.js, or
+ *                   "photo_too_large", "photo_unreadable" or "model_load_failed" from the page itself.
  *   #probabilities  ten <li>, each with data-digit "0".."9" and data-probability (a decimal number, "0" when empty)
  *   #seen           28x28 canvas showing the image the network saw, blank when no result is shown
  *   #timing         classification time in ms with the model name and version, empty when no result is shown
+ *   #result-source  beside #timing: the path that classified; data-source is "browser" or "server", absent when
+ *                   no result is shown
  *   #announcer      aria-live="polite" text for screen readers, for example "Recognised 7, 96 percent"
  *   body[data-busy]       "true" while one of the page's own classifications is in flight, else "false"
  *   body[data-result-id]  integer, incremented each time a result, an error or the empty state is displayed
@@ -37,6 +47,10 @@ const CLASSIFY_DELAY_MS = 120;
 const PEN_STEP_FRACTION = 1 / 28;
 const PEN_FAST_STEP_FACTOR = 4;
 const MAX_PHOTO_BYTES = 20 * 1024 * 1024;
+// After this long without a network loaded in the browser, the server classifies until the worker is
+// ready. bench/inference.py measured 3-4 s from navigation to ready on a 2-core x86_64 machine, so this
+// leaves room for slower devices.
+const WORKER_READY_TIMEOUT_MS = 15_000;
 
 const elements = {
   body: document.body,
@@ -47,6 +61,7 @@ const elements = {
   clear: document.getElementById("clear"),
   photo: document.getElementById("photo"),
   modelSelect: document.getElementById("model-select"),
+  useServer: document.getElementById("use-server"),
   status: document.getElementById("status"),
   statusText: document.getElementById("status-text"),
   resultLabel: document.getElementById("result-label"),
@@ -54,6 +69,8 @@ const elements = {
   seen: document.getElementById("seen"),
   probabilities: document.getElementById("probabilities"),
   timing: document.getElementById("timing"),
+  resultSource: document.getElementById("result-source"),
+  fallbackNote: document.getElementById("fallback-note"),
   message: document.getElementById("message"),
   announcer: document.getElementById("announcer"),
 };
@@ -418,7 +435,8 @@ function submitJob(job) {
 
 function sendPendingJob() {
   const job = classifier.pending;
-  if (!connection.ready || classifier.inFlight || !job) {
+  const source = usesServer() ? "server" : "browser";
+  if (classifier.inFlight || !job || (source === "browser" && !connection.ready)) {
     return;
   }
   classifier.pending = null;
@@ -426,6 +444,16 @@ function sendPendingJob() {
     return;
   }
   const id = classifier.nextId++;
+  classifier.inFlight = { id, job, epoch: classifier.emptyEpoch, source };
+  setBusy(true);
+  if (source === "server") {
+    sendToServer(id, job);
+  } else {
+    sendToWorker(id, job);
+  }
+}
+
+function sendToWorker(id, job) {
   if (job.kind === "drawing") {
     const rgba = renderForNetwork();
     const message = { type: "classify", id, width: NETWORK_INPUT_SIDE, height: NETWORK_INPUT_SIDE, rgba };
@@ -434,8 +462,32 @@ function sendPendingJob() {
     const bytes = job.bytes.slice(0);
     connection.worker.postMessage({ type: "classify-image", id, bytes }, [bytes]);
   }
-  classifier.inFlight = { id, job, epoch: classifier.emptyEpoch };
-  setBusy(true);
+}
+
+// Reports the outcome with the same {type: "result" | "error", id, ...} messages the worker posts, plus the
+// server's model.
+async function sendToServer(id, job) {
+  const model = elements.modelSelect.value || null;
+  // The drawing is rendered now, before any await, so that it is the drawing of this request.
+  const rgba = job.kind === "drawing" ? renderForNetwork() : null;
+  let response;
+  try {
+    if (!window.digitsApi) {
+      throw makeWorkerError("server_failed", "the page's API script (api.js) could not be loaded");
+    }
+    const result = rgba
+      ? await window.digitsApi.classifyCanvas(NETWORK_INPUT_SIDE, NETWORK_INPUT_SIDE, rgba, model)
+      : await window.digitsApi.classifyPhoto(new Blob([job.bytes]), model);
+    response = { type: "result", id, ...result };
+    onServerAnswered(null);
+  } catch (error) {
+    const code = error.code || "server_failed";
+    const serverFault = SERVER_FAULT_CODES.includes(code) || error.status >= 500;
+    const message = serverFault ? `Classifying on the server failed: ${error.message}` : error.message;
+    response = { type: "error", id, code, message };
+    onServerAnswered(serverFault ? error.message : null);
+  }
+  onClassificationResponse(response);
 }
 
 function onClassificationResponse(response) {
@@ -452,7 +504,7 @@ function onClassificationResponse(response) {
   classifier.inFlight = null;
   if (request.epoch === classifier.emptyEpoch) {
     if (response.type === "result") {
-      showResult(response, request.job);
+      showResult(response, request.job, request.source);
     } else {
       showError(response.message, response.code);
     }
@@ -461,10 +513,12 @@ function onClassificationResponse(response) {
   setBusy(classifier.inFlight !== null);
 }
 
-function abandonRequests(reason) {
-  classifier.inFlight = null;
-  classifier.pending = null;
-  setBusy(false);
+// The pending request stays, because the server may take it.
+function abandonWorkerRequests(reason) {
+  if (classifier.inFlight && classifier.inFlight.source === "browser") {
+    classifier.inFlight = null;
+    setBusy(false);
+  }
   for (const request of classifier.testRequests.values()) {
     request.reject(makeWorkerError("worker_failed", reason));
   }
@@ -543,27 +597,45 @@ function announce(text) {
   elements.announcer.textContent = text;
 }
 
-function describeModel() {
-  const model = connection.model;
+function describeModel(model) {
   if (!model) {
     return "";
   }
   return model.version ? `model ${model.name}, version ${model.version}` : `model ${model.name}`;
 }
 
-function showResult(result, job) {
+const SOURCE_TEXT = { browser: "in your browser (Pyodide)", server: "on the server" };
+
+function describeTiming(result, source) {
+  if (source === "server") {
+    // The person waits for the round trip. The server's own figure shows how much of it is computing.
+    const model = describeModel(result.model);
+    return `${Math.round(result.roundTripMs)} ms (${Math.round(result.ms)} ms computing) with ${model}`;
+  }
+  return `${Math.round(result.ms)} ms with ${describeModel(connection.model)}`;
+}
+
+function showResultSource(source) {
+  elements.resultSource.textContent = source ? SOURCE_TEXT[source] : "";
+  if (source) {
+    elements.resultSource.dataset.source = source;
+  } else {
+    delete elements.resultSource.dataset.source;
+  }
+}
+
+function showResult(result, job, source) {
   const probability = result.probabilities[result.label];
   elements.resultLabel.textContent = String(result.label);
   elements.emptyHint.hidden = true;
   updateProbabilityBars(result.probabilities, result.label);
   drawSeenImage(result.image);
-  const source = job.kind === "photo" ? `Photo “${job.name}”: ` : "";
-  elements.timing.textContent = `${source}${Math.round(result.ms)} ms with ${describeModel()}`;
+  const photo = job.kind === "photo" ? `Photo “${job.name}”: ` : "";
+  elements.timing.textContent = `${photo}${describeTiming(result, source)}`;
+  showResultSource(source);
   clearMessage();
   announce(`Recognised ${result.label}, ${Math.round(probability * 100)} percent`);
-  if (connection.ready) {
-    setStatus("ready", readyText());
-  }
+  renderStatus();
   bumpResultId();
 }
 
@@ -572,6 +644,7 @@ function blankResult() {
   updateProbabilityBars(null, null);
   drawSeenImage(null);
   elements.timing.textContent = "";
+  showResultSource(null);
 }
 
 function showEmptyResult() {
@@ -596,43 +669,220 @@ function showError(message, code) {
     elements.message.dataset.code = code;
   }
   announce(asSentence(message));
-  if (connection.ready) {
-    setStatus("ready", readyText());
-  }
+  renderStatus();
   bumpResultId();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Status line and the connection to worker.js.
+// Status line, the connection to worker.js, and the choice between the worker and the server.
 
 const connection = {
   worker: null,
   ready: false,
   started: false,
   model: null,
+  // Text of the worker's latest progress message.
+  progressText: "Starting…",
+  // The reason the worker cannot classify (it failed to start or stopped), or null.
+  failure: null,
+  // True once WORKER_READY_TIMEOUT_MS passed before the worker was ready.
+  timedOut: false,
+  readyTimer: 0,
   // Option values of #model-select: the model the worker has loaded and the one it is loading.
   // The select is disabled while a model loads, so at most one load-model request is outstanding.
   loadedOption: null,
   requestedOption: null,
 };
 
+// The HTTP API: "unchecked", "checking", "ok" or "failed". A classification's outcome updates it too.
+const server = {
+  state: "unchecked",
+  problem: "",
+  health: null,
+  checkId: 0,
+};
+
+// The person's choice in #use-server.
+let preferServer = false;
+
+// Error codes of api.js that mean the server, not the input, is at fault.
+const SERVER_FAULT_CODES = ["server_timeout", "server_unreachable", "server_failed"];
+
+function workerUnavailable() {
+  return connection.failure !== null || (connection.timedOut && !connection.started);
+}
+
+function usesServer() {
+  if (preferServer || connection.failure !== null) {
+    return true;
+  }
+  // A worker that is only slow is still the better choice when the server cannot be used.
+  return workerUnavailable() && server.state !== "failed";
+}
+
+// True when the server classifies although the person did not tick #use-server.
+function serverForced() {
+  return usesServer() && !preferServer;
+}
+
 function setStatus(state, text) {
   elements.status.dataset.state = state;
   elements.statusText.textContent = text;
 }
 
-function readyText() {
-  return `Ready: ${describeModel()}`;
+function serverModel() {
+  const name = elements.modelSelect.value || (server.health && server.health.default_model);
+  if (!name) {
+    return null;
+  }
+  const listed = ((server.health && server.health.models) || []).find((entry) => entry.name === name);
+  return { name, version: listed ? listed.version : null };
 }
 
-function failStartup(text) {
+// Server problems read "the server ...", so they can end a sentence.
+function renderServerStatus() {
+  if (server.state === "failed") {
+    if (connection.failure) {
+      setStatus("failed", `Recognition is unavailable. The network could not start in your browser, and ${server.problem}.`);
+    } else {
+      setStatus("failed", `${asSentence(server.problem)}. Clear “Classify on the server” to classify in your browser.`);
+    }
+  } else if (server.state === "ok") {
+    const model = serverModel();
+    setStatus("ready", model ? `Ready on the server: ${describeModel(model)}` : "Ready on the server");
+  } else {
+    setStatus("loading", "Connecting to the server…");
+  }
+}
+
+function renderFallbackNote() {
+  let text = "";
+  if (connection.failure) {
+    text = "The network could not start in your browser, so the server classifies your drawings and photos. "
+      + `Details: ${connection.failure}`;
+  } else if (serverForced()) {
+    text = `The network is taking long to load in your browser (${connection.progressText}), `
+      + "so the server classifies your drawings and photos until it is ready.";
+  }
+  elements.fallbackNote.textContent = text;
+  elements.fallbackNote.hidden = text === "";
+}
+
+function renderServerToggle() {
+  const forced = serverForced();
+  elements.useServer.checked = forced || preferServer;
+  elements.useServer.disabled = forced;
+}
+
+function renderStatus() {
+  const source = usesServer() ? "server" : "browser";
+  elements.status.dataset.source = source;
+  if (source === "server") {
+    renderServerStatus();
+  } else if (connection.ready) {
+    setStatus("ready", `Ready: ${describeModel(connection.model)}`);
+  } else {
+    setStatus("loading", connection.progressText);
+  }
+  renderFallbackNote();
+  renderServerToggle();
+}
+
+function updateModelSelect() {
+  const empty = elements.modelSelect.options.length === 0;
+  elements.modelSelect.disabled = empty || (!usesServer() && !connection.ready);
+}
+
+async function checkServer() {
+  const checkId = ++server.checkId;
+  server.state = "checking";
+  renderStatus();
+  let health = null;
+  let problem = "";
+  try {
+    if (!window.digitsApi) {
+      throw new Error("the page's API script (api.js) could not be loaded");
+    }
+    health = await window.digitsApi.health();
+  } catch (error) {
+    problem = error.message;
+    console.warn("app.js: the server's health check failed", error);
+  }
+  if (checkId !== server.checkId) {
+    return;
+  }
+  const usedServer = usesServer();
+  if (health) {
+    server.state = "ok";
+    server.health = health;
+    fillModelSelectFromServer(health);
+  } else {
+    server.state = "failed";
+    server.problem = problem;
+  }
+  afterServerStateChange(usedServer);
+}
+
+// problem is the server's fault in words, or null when it responded with a result or an input error.
+function onServerAnswered(problem) {
+  const usedServer = usesServer();
+  if (problem) {
+    server.state = "failed";
+    server.problem = problem;
+  } else if (server.state !== "checking") {
+    server.state = "ok";
+  }
+  afterServerStateChange(usedServer);
+}
+
+// A failing server sends requests back to a worker that is only slow.
+function afterServerStateChange(usedServer) {
+  if (usesServer() !== usedServer) {
+    onRouteChanged();
+  } else {
+    renderStatus();
+  }
+}
+
+// Called whenever usesServer() may have changed. The shown result is redone by the path now in use.
+function onRouteChanged() {
+  if (usesServer()) {
+    if (server.state === "unchecked" || server.state === "failed") {
+      checkServer();
+    }
+  } else {
+    loadModelInWorker(elements.modelSelect.value);
+  }
+  updateModelSelect();
+  renderStatus();
+  rerunLastSource();
+}
+
+function onServerToggled() {
+  preferServer = elements.useServer.checked;
+  onRouteChanged();
+}
+
+function giveUpOnWorker(text) {
+  clearTimeout(connection.readyTimer);
   connection.ready = false;
-  setStatus("failed", text);
-  elements.modelSelect.disabled = true;
-  abandonRequests(text);
+  connection.failure = text;
+  console.error(`app.js: the network cannot run in this browser: ${text}`);
+  abandonWorkerRequests(text);
+  onRouteChanged();
+}
+
+function onWorkerSlow() {
+  if (connection.started || connection.failure) {
+    return;
+  }
+  connection.timedOut = true;
+  onRouteChanged();
 }
 
 function onWorkerReady(model) {
+  clearTimeout(connection.readyTimer);
+  const wasUnavailable = workerUnavailable();
   connection.ready = true;
   connection.started = true;
   connection.model = model;
@@ -640,9 +890,17 @@ function onWorkerReady(model) {
     connection.loadedOption = connection.requestedOption;
     connection.requestedOption = null;
   }
-  setStatus("ready", readyText());
-  elements.modelSelect.disabled = elements.modelSelect.options.length === 0;
-  rerunLastSource();
+  if (wasUnavailable) {
+    onRouteChanged();
+    return;
+  }
+  updateModelSelect();
+  renderStatus();
+  if (usesServer()) {
+    sendPendingJob();
+  } else {
+    rerunLastSource();
+  }
 }
 
 function rerunLastSource() {
@@ -658,23 +916,30 @@ function rerunLastSource() {
 function onWorkerFailed(text) {
   connection.requestedOption = null;
   if (!connection.started) {
-    failStartup(text);
+    giveUpOnWorker(text);
     return;
   }
   // A model switch failed. The worker keeps the previous model, so the page stays usable.
   connection.ready = true;
-  setStatus("ready", readyText());
-  elements.modelSelect.disabled = false;
   selectModelOption(connection.loadedOption);
+  updateModelSelect();
   showError(text, "model_load_failed");
   sendPendingJob();
+}
+
+function onWorkerProgress(text) {
+  connection.progressText = text;
+  if (!usesServer()) {
+    setStatus(connection.ready ? "ready" : "loading", text);
+  }
+  renderFallbackNote();
 }
 
 function onWorkerMessage(event) {
   const message = event.data;
   switch (message.type) {
     case "progress":
-      setStatus(connection.ready ? "ready" : "loading", message.message);
+      onWorkerProgress(message.message);
       break;
     case "ready":
       onWorkerReady(message.model);
@@ -693,27 +958,28 @@ function onWorkerMessage(event) {
 
 function startWorker() {
   if (typeof WebAssembly !== "object") {
-    failStartup("This browser cannot run WebAssembly, which the network needs. "
+    giveUpOnWorker("This browser cannot run WebAssembly, which the network needs. "
       + "Use a current Firefox, Chrome, Edge or Safari with WebAssembly enabled.");
     return;
   }
   if (typeof Worker !== "function") {
-    failStartup("This browser does not support Web Workers, which the network runs in.");
+    giveUpOnWorker("This browser does not support Web Workers, which the network runs in.");
     return;
   }
   try {
     connection.worker = new Worker("worker.js");
   } catch (error) {
-    failStartup(`The worker script (worker.js) could not be started: ${error.message}`);
+    giveUpOnWorker(`The worker script (worker.js) could not be started: ${error.message}`);
     return;
   }
   connection.worker.addEventListener("message", onWorkerMessage);
   connection.worker.addEventListener("error", (event) => {
     event.preventDefault();
     const detail = event.message ? `: ${event.message}` : ". It could not be downloaded or has a syntax error.";
-    failStartup(`The worker script (worker.js) stopped${detail}`);
     connection.worker.terminate();
+    giveUpOnWorker(`The worker script (worker.js) stopped${detail}`);
   });
+  connection.readyTimer = setTimeout(onWorkerSlow, WORKER_READY_TIMEOUT_MS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,6 +999,16 @@ function describeModelOption(entry) {
   return `${entry.name} (${(entry.test_accuracy * 100).toFixed(2)} % test accuracy)`;
 }
 
+function setModelOptions(entries) {
+  elements.modelSelect.replaceChildren();
+  for (const entry of entries) {
+    const option = document.createElement("option");
+    option.value = entry.name;
+    option.textContent = describeModelOption(entry);
+    elements.modelSelect.append(option);
+  }
+}
+
 async function fillModelSelect() {
   let index;
   try {
@@ -746,30 +1022,49 @@ async function fillModelSelect() {
     console.error("app.js: models/index.json could not be loaded", error);
     return;
   }
-  for (const entry of index.models || []) {
-    const option = document.createElement("option");
-    option.value = entry.name;
-    option.textContent = describeModelOption(entry);
-    elements.modelSelect.append(option);
-  }
+  const chosen = elements.modelSelect.value;
+  setModelOptions(index.models || []);
   // The worker loads the default model by itself at start-up.
   if (connection.loadedOption === null) {
     connection.loadedOption = index.default;
   }
-  selectModelOption(connection.loadedOption);
-  elements.modelSelect.disabled = !connection.ready || elements.modelSelect.options.length === 0;
+  selectModelOption(usesServer() && chosen ? chosen : connection.loadedOption);
+  updateModelSelect();
+  renderStatus();
 }
 
-function onModelChosen() {
-  const name = elements.modelSelect.value;
-  if (!connection.worker || !connection.started || name === connection.loadedOption) {
+// The site's models/index.json is the list to choose from. The server's list is used instead when that
+// file could not be read.
+function fillModelSelectFromServer(health) {
+  if (elements.modelSelect.options.length > 0 || !Array.isArray(health.models)) {
+    return;
+  }
+  setModelOptions(health.models);
+  selectModelOption(health.default_model);
+  updateModelSelect();
+}
+
+function loadModelInWorker(name) {
+  if (!name || !connection.started || connection.failure || name === connection.loadedOption
+      || connection.requestedOption !== null) {
     return;
   }
   connection.ready = false;
   connection.requestedOption = name;
-  elements.modelSelect.disabled = true;
-  setStatus("loading", `Loading model ${name}…`);
+  connection.progressText = `Loading model ${name}…`;
+  updateModelSelect();
+  renderStatus();
   connection.worker.postMessage({ type: "load-model", name });
+}
+
+function onModelChosen() {
+  if (usesServer()) {
+    // The worker loads this model when the browser classifies again.
+    renderStatus();
+    rerunLastSource();
+    return;
+  }
+  loadModelInWorker(elements.modelSelect.value);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,8 +1123,8 @@ function copyToArrayBuffer(rgba) {
 window.digitsWorker = {
   classifyRGBA(width, height, rgba) {
     return new Promise((resolve, reject) => {
-      if (!connection.worker || (elements.status.dataset.state === "failed" && !connection.started)) {
-        reject(makeWorkerError("worker_failed", elements.statusText.textContent));
+      if (!connection.worker || connection.failure) {
+        reject(makeWorkerError("worker_failed", connection.failure || "the worker has not been started"));
         return;
       }
       const buffer = copyToArrayBuffer(rgba);
@@ -858,14 +1153,16 @@ function connectControls() {
   elements.clear.addEventListener("click", clearDrawing);
   elements.photo.addEventListener("change", onPhotoChosen);
   elements.modelSelect.addEventListener("change", onModelChosen);
+  elements.useServer.addEventListener("change", onServerToggled);
   new ResizeObserver(fitCanvasToLayout).observe(canvas);
   // A zoom change alters devicePixelRatio without resizing the canvas in CSS pixels.
   window.addEventListener("resize", fitCanvasToLayout);
 }
 
+// The worker first: Pyodide's start-up is the longest wait, and the rest need not delay it.
+startWorker();
 createProbabilityBars();
 drawSeenImage(null);
 connectControls();
 fitCanvasToLayout();
-startWorker();
 fillModelSelect();

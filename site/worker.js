@@ -173,6 +173,20 @@ async function loadRuntime() {
   }
 }
 
+// Pyodide reports a wheel it could not download as "Failed to fetch", without the file name, so after a
+// failure the wheel named in pyodide-lock.json is checked with a HEAD request. Returns null when it is there.
+async function findMissingWheel(name) {
+  try {
+    const lock = await (await fetchChecked(new URL("pyodide-lock.json", PYODIDE_URL))).json();
+    const fileName = lock.packages[name.toLowerCase()].file_name;
+    const response = await fetch(new URL(fileName, PYODIDE_URL), { method: "HEAD" });
+    return response.ok ? null : `could not download pyodide/${fileName} (HTTP status ${response.status})`;
+  } catch (error) {
+    console.error(`worker.js: the ${name} wheel could not be checked`, error);
+    return null;
+  }
+}
+
 async function loadPackageChecked(name) {
   const problems = [];
   await pyodide.loadPackage(name, {
@@ -182,8 +196,22 @@ async function loadPackageChecked(name) {
   // loadedPackages is keyed by the name in pyodide-lock.json, which may differ in case ("Pillow").
   const loaded = Object.keys(pyodide.loadedPackages).map((key) => key.toLowerCase());
   if (!loaded.includes(name.toLowerCase())) {
-    throw new Error(problems.join(" ") || `the ${name} wheel could not be installed`);
+    const missing = await findMissingWheel(name);
+    throw new Error(missing || problems.join(" ") || `the ${name} wheel could not be installed`);
   }
+}
+
+// Started before the runtime, so that these downloads overlap Pyodide's start-up instead of following it.
+// Each promise is awaited in the step that needs it, which reports its failure.
+function startDownloads() {
+  const packageArchive = fetchChecked(PACKAGE_URL).then((response) => response.arrayBuffer());
+  const index = fetchChecked(new URL("index.json", MODELS_URL)).then((response) => response.json());
+  const defaultModelText = index.then((loaded) => downloadModelText(findModelEntry(loaded, loaded.default)));
+  for (const download of [packageArchive, index, defaultModelText]) {
+    // Marks the rejection as handled until the step that awaits it reports it.
+    download.catch(() => {});
+  }
+  return { packageArchive, index, defaultModelText };
 }
 
 async function start() {
@@ -194,11 +222,14 @@ async function start() {
   if (typeof WebAssembly !== "object") {
     throw new Error("This browser cannot run WebAssembly, which the Python runtime needs.");
   }
+  const downloads = startDownloads();
   pyodide = await runStep("Loading the Python runtime (Pyodide)", loadRuntime);
+  // NOTE: loadPyodide's packages option would load numpy while the runtime starts. In Pyodide 0.27.7 a
+  // numpy download that fails early can then leave loadPyodide unsettled, with an uncaught
+  // "_emscripten_stack_get_current is not a function", so numpy loads after the runtime, not alongside.
   await runStep("Loading numpy", () => loadPackageChecked("numpy"));
   await runStep("Loading the digits package", async () => {
-    const archive = await (await fetchChecked(PACKAGE_URL)).arrayBuffer();
-    pyodide.unpackArchive(archive, "zip", { extractDir: PACKAGE_DIR });
+    pyodide.unpackArchive(await downloads.packageArchive, "zip", { extractDir: PACKAGE_DIR });
     const namespace = pyodide.globals.get("dict")();
     pyodide.runPython(PYTHON_HELPERS, { globals: namespace });
     python = {
@@ -208,19 +239,27 @@ async function start() {
     };
     namespace.destroy();
   });
-  modelIndex = await runStep("Loading the list of models",
-    async () => (await fetchChecked(new URL("index.json", MODELS_URL))).json());
-  await loadModel(modelIndex.default);
+  modelIndex = await runStep("Loading the list of models", () => downloads.index);
+  await loadModel(modelIndex.default, downloads.defaultModelText);
 }
 
-async function loadModel(name) {
-  const entry = (modelIndex.models || []).find((candidate) => candidate.name === name);
+function findModelEntry(index, name) {
+  const entry = (index.models || []).find((candidate) => candidate.name === name);
   if (!entry) {
-    const known = (modelIndex.models || []).map((candidate) => candidate.name).join(", ");
+    const known = (index.models || []).map((candidate) => candidate.name).join(", ");
     throw new Error(`Model "${name}" is not in models/index.json (available: ${known || "none"}).`);
   }
-  const text = await runStep(`Loading model ${name}`,
-    async () => (await fetchChecked(new URL(entry.file, MODELS_URL))).text());
+  return entry;
+}
+
+async function downloadModelText(entry) {
+  return (await fetchChecked(new URL(entry.file, MODELS_URL))).text();
+}
+
+// modelText is a promise of the model file's text when its download has already started, else null.
+async function loadModel(name, modelText = null) {
+  const entry = findModelEntry(modelIndex, name);
+  const text = await runStep(`Loading model ${name}`, () => modelText || downloadModelText(entry));
   const output = await runStep(`Reading model ${name}`, () => JSON.parse(python.loadModel(text)));
   if (!output.ok) {
     throw new Error(`Model file ${entry.file} is not valid: ${output.message}`);

@@ -94,9 +94,10 @@ def dist_dir():
 
 @pytest.fixture(scope="session")
 def site_url(dist_dir):
+    """The built site with the API under /api/, as `python3 build.py serve` runs them."""
     import build
 
-    server = build.make_server(dist_dir, "127.0.0.1", 0)
+    server = build.make_server(dist_dir, "127.0.0.1", 0, handler_class=build.SiteAndApiRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     host, port = server.server_address[:2]
