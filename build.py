@@ -511,8 +511,12 @@ def read_model_summary(model_path: Path) -> dict:
                          f"expected {MODEL_FORMAT!r}. Only model files belong in site/models/.")
     if not isinstance(model.get("name"), str) or not model["name"]:
         raise BuildError(f"{display_path(model_path)} has no model name; re-export the model.")
-    return {"name": model["name"], "file": model_path.name, "version": model.get("version"),
-            "test_accuracy": model.get("test_accuracy")}
+    summary = {"name": model["name"], "file": model_path.name, "version": model.get("version"),
+               "test_accuracy": model.get("test_accuracy")}
+    report = model_path.parent.parent / "reports" / f"{model['name']}.html"
+    if report.is_file():
+        summary["report"] = f"reports/{report.name}"
+    return summary
 
 
 def choose_default_model(names: list[str]) -> str | None:

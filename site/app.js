@@ -13,6 +13,7 @@
  *   #clear, #undo   buttons
  *   #photo          file input; the chosen file is sent to the worker as "classify-image", or to the API
  *   #model-select   <select> filled from models/index.json; option values are model names
+ *   #model-report   link to the selected model's report page; hidden when the model ships none
  *   #result-label   the top digit as text, empty when no result is shown
  *   #status         loading, ready or failure text; data-state is "loading", "ready" or "failed", and
  *                   data-source is "browser" or "server", the path that classifies now
@@ -61,6 +62,7 @@ const elements = {
   clear: document.getElementById("clear"),
   photo: document.getElementById("photo"),
   modelSelect: document.getElementById("model-select"),
+  modelReport: document.getElementById("model-report"),
   useServer: document.getElementById("use-server"),
   status: document.getElementById("status"),
   statusText: document.getElementById("status-text"),
@@ -791,6 +793,7 @@ function renderStatus() {
 function updateModelSelect() {
   const empty = elements.modelSelect.options.length === 0;
   elements.modelSelect.disabled = empty || (!usesServer() && !connection.ready);
+  updateReportLink();
 }
 
 async function checkServer() {
@@ -992,6 +995,16 @@ function selectModelOption(name) {
   }
 }
 
+// The build lists a model's report (train/report.py's HTML page) in models/index.json when it ships one.
+function updateReportLink() {
+  const option = elements.modelSelect.selectedOptions[0];
+  const report = option && option.dataset.report;
+  elements.modelReport.hidden = !report;
+  if (report) {
+    elements.modelReport.href = report;
+  }
+}
+
 function describeModelOption(entry) {
   if (typeof entry.test_accuracy !== "number") {
     return entry.name;
@@ -1005,6 +1018,9 @@ function setModelOptions(entries) {
     const option = document.createElement("option");
     option.value = entry.name;
     option.textContent = describeModelOption(entry);
+    if (entry.report) {
+      option.dataset.report = entry.report;
+    }
     elements.modelSelect.append(option);
   }
 }
@@ -1058,6 +1074,7 @@ function loadModelInWorker(name) {
 }
 
 function onModelChosen() {
+  updateReportLink();
   if (usesServer()) {
     // The worker loads this model when the browser classifies again.
     renderStatus();

@@ -287,6 +287,23 @@ def test_broken_model_keeps_previous(page_with_extra_models, mnist_test_set):
 
 # The request queue, with the worker's messages delayed
 
+def test_report_link_follows_model(page_with_extra_models, site_url, default_entry):
+    page = page_with_extra_models
+    choose_model(page, default_entry["name"])
+    link = page.locator("#model-report")
+
+    assert link.is_visible()
+    assert link.get_attribute("href") == f"reports/{default_entry['name']}.html"
+    response = page.request.get(site_url + link.get_attribute("href"))
+    assert response.status == 200
+    assert default_entry["version"] in response.text()
+
+    choose_model(page, "copy")
+
+    assert link.is_hidden()
+    choose_model(page, default_entry["name"])
+
+
 @pytest.fixture(scope="module")
 def slow_worker_page(browser, site_url):
     """A page whose worker messages reach the page 300 ms late. Not waited for: the first test draws early."""
