@@ -1,5 +1,6 @@
 """Train a digit classifier on MNIST and write its model file.
 
+    PYTHONPATH=py python3 -m train --model cnn --data DIR --out site/models/cnn.json
     PYTHONPATH=py python3 -m train --model mlp --data DIR --out site/models/mlp.json
 
 The steps below are the procedure itself: settings, data, model, optimiser,
@@ -8,6 +9,8 @@ the same settings and seed give the same weights.
 """
 
 import argparse
+import dataclasses
+import gzip
 import math
 import os
 import sys
@@ -18,9 +21,10 @@ import numpy as np
 from digits import IdxFormatError, load_model, save_model
 from digits.model_file import model_to_dict
 
-from .augment import random_shifts
+from .augment import Distortion, distort, random_shifts
 from .data import DataNotFoundError, DownloadError, find_mnist, load
-from .model import build_mlp, softmax_cross_entropy
+from .memory import keep_freed_memory
+from .model import build_cnn, build_mlp, softmax_cross_entropy
 from .optim import AdamW, warmup_cosine_lr
 from .progress import Progress
 
@@ -32,27 +36,57 @@ PIXEL_STD = 0.3081
 QUICK_TRAIN_IMAGES = 2000
 QUICK_TEST_IMAGES = 1000
 QUICK_EPOCHS = 2
-EVALUATION_BATCH = 1000
+# A batch of 500 keeps the CNN's largest im2col matrix (392,000 x 144 float32) at about 225 MB.
+EVALUATION_BATCH = 500
+
+# Settings whose default depends on the model; --help lists both values.
+MODEL_DEFAULTS = {
+    "mlp": {"epochs": 30, "lr": 2e-3, "weight_decay": 0.05, "dropout": 0.2, "max_shift": 2},
+    "cnn": {"epochs": 30, "lr": 2e-3, "weight_decay": 0.05, "dropout": 0.25, "max_shift": Distortion.max_shift},
+}
+DEFAULT_DISTORTION = Distortion()
 
 
 def parse_settings(argv):
     parser = argparse.ArgumentParser(prog="python3 -m train", description="Train a digit classifier on MNIST and write its model file.")
-    parser.add_argument("--model", choices=["mlp"], default="mlp", help="network to train (default: mlp)")
+    parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="network to train (default: cnn)")
     parser.add_argument("--data", help="folder with the four MNIST IDX files (.gz or raw); default: $MNIST_DIR, else "
                                        "download them into $XDG_CACHE_HOME/digits/mnist (~/.cache/digits/mnist if unset)")
     parser.add_argument("--out", help="model file to write (default: site/models/<model>.json)")
     parser.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default: 30, or {QUICK_EPOCHS} with --quick)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step (default: 128)")
-    parser.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate of AdamW (default: 0.002)")
+    parser.add_argument("--lr", type=positive_float, help="peak learning rate of AdamW (default: 0.002)")
     parser.add_argument("--warmup-epochs", type=float, default=1.0, help="epochs of linear learning-rate warm-up (default: 1)")
-    parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW's decoupled weight decay (default: 0.05)")
-    parser.add_argument("--dropout", type=float, default=0.2, help="dropout rate after each hidden layer (default: 0.2)")
+    parser.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay (default: 0.05)")
+    parser.add_argument("--dropout", type=float, help="dropout rate: after each hidden layer of the MLP (default: 0.2), "
+                                                      "before the CNN's last layer (default: 0.25)")
     parser.add_argument("--hidden-sizes", type=size_list, default=(512, 256), help="units of the MLP's hidden layers (default: 512,256)")
-    parser.add_argument("--max-shift", type=int, default=2, help="largest random shift of a training image, in pixels (default: 2)")
+    parser.add_argument("--channels", type=size_list, default=(16, 32, 32, 64),
+                        help="output channels of the CNN's 3x3 convolutions, with a 2x2 max-pool after every second one "
+                             "(default: 16,32,32,64)")
+    parser.add_argument("--max-shift", type=float, help="largest random shift of a training image, in pixels "
+                                                        "(default: 2; a whole number for the MLP)")
+    distortion = parser.add_argument_group("CNN augmentation", "random distortions of each training image; 0 turns one off")
+    distortion.add_argument("--rotation", type=float, default=DEFAULT_DISTORTION.max_rotation,
+                            help=f"largest rotation either way, in degrees (default: {DEFAULT_DISTORTION.max_rotation:g})")
+    distortion.add_argument("--scale", type=float, default=DEFAULT_DISTORTION.max_scale,
+                            help=f"largest relative change of size either way (default: {DEFAULT_DISTORTION.max_scale:g})")
+    distortion.add_argument("--shear", type=float, default=DEFAULT_DISTORTION.max_shear,
+                            help=f"largest horizontal shear factor either way (default: {DEFAULT_DISTORTION.max_shear:g})")
+    distortion.add_argument("--elastic", type=float, default=DEFAULT_DISTORTION.elastic,
+                            help="root mean square of the elastic displacement, in pixels "
+                                 f"(default: {DEFAULT_DISTORTION.elastic:g})")
+    distortion.add_argument("--thickness", type=float, default=DEFAULT_DISTORTION.thickness_probability,
+                            help="share of images drawn with thicker strokes, and the same share with thinner ones, "
+                                 f"at most 0.5 (default: {DEFAULT_DISTORTION.thickness_probability:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, dropout and augmentation (default: 0)")
     parser.add_argument("--quick", action="store_true",
                         help=f"train on the first {QUICK_TRAIN_IMAGES} training images, test on the first {QUICK_TEST_IMAGES}, "
                              f"{QUICK_EPOCHS} epochs unless --epochs is given; for tests")
+    parser.add_argument("--train-images", type=positive_int, help="train on the first N training images only (default: all, or "
+                                                                  f"{QUICK_TRAIN_IMAGES} with --quick)")
+    parser.add_argument("--test-images", type=positive_int, help="test on the first N test images only (default: all, or "
+                                                                 f"{QUICK_TEST_IMAGES} with --quick)")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--float16", dest="export_dtype", action="store_const", const="float16",
                            help="store weights as float16 if that keeps the test accuracy exactly, else float32 (default)")
@@ -60,24 +94,42 @@ def parse_settings(argv):
     parser.set_defaults(export_dtype="float16")
     settings = parser.parse_args(argv)
 
-    if settings.epochs is None:
-        settings.epochs = QUICK_EPOCHS if settings.quick else 30
+    if settings.quick:
+        settings.epochs = settings.epochs or QUICK_EPOCHS
+        settings.train_images = settings.train_images or QUICK_TRAIN_IMAGES
+        settings.test_images = settings.test_images or QUICK_TEST_IMAGES
+    for name, value in MODEL_DEFAULTS[settings.model].items():
+        if getattr(settings, name) is None:
+            setattr(settings, name, value)
     if settings.out is None:
         settings.out = os.path.join("site", "models", f"{settings.model}.json")
     if not 0 <= settings.dropout < 1:
         parser.error(f"--dropout must be at least 0 and below 1, got {settings.dropout}")
     if settings.max_shift < 0:
-        parser.error(f"--max-shift must be 0 or more pixels, got {settings.max_shift}")
+        parser.error(f"--max-shift must be 0 or more pixels, got {settings.max_shift:g}")
+    if settings.model == "mlp" and not float(settings.max_shift).is_integer():
+        parser.error(f"--max-shift must be a whole number of pixels for the MLP, got {settings.max_shift:g}")
+    for option in ("rotation", "scale", "shear", "elastic"):
+        if getattr(settings, option) < 0:
+            parser.error(f"--{option} must be 0 or more, got {getattr(settings, option):g}")
+    if settings.scale >= 1:
+        parser.error(f"--scale must be below 1, so that no image shrinks to nothing, got {settings.scale:g}")
+    if not 0 <= settings.thickness <= 0.5:
+        parser.error(f"--thickness must be from 0 to 0.5, got {settings.thickness:g}")
     if settings.warmup_epochs < 0:
         parser.error(f"--warmup-epochs must be 0 or more, got {settings.warmup_epochs}")
     if settings.weight_decay < 0:
         parser.error(f"--weight-decay must be 0 or more, got {settings.weight_decay}")
+    settings.distortion = Distortion(settings.rotation, settings.scale, settings.shear, settings.max_shift, settings.elastic,
+                                     DEFAULT_DISTORTION.elastic_smoothness, settings.thickness)
     return settings
 
 
 def main(argv=None):
     started = time.perf_counter()
     settings = parse_settings(argv)
+    # Each batch's large arrays then reuse the last batch's memory instead of fresh zero-filled pages.
+    keep_freed_memory()
     # One generator per use, so that changing, say, the dropout rate leaves the initial weights and the shuffling as they were.
     init_rng, shuffle_rng, dropout_rng, augment_rng = (
         np.random.default_rng(seed) for seed in np.random.SeedSequence(settings.seed).spawn(4))
@@ -89,14 +141,19 @@ def main(argv=None):
     except (DataNotFoundError, DownloadError, IdxFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if settings.quick:
-        mnist = mnist.subset(QUICK_TRAIN_IMAGES, QUICK_TEST_IMAGES)
+    if settings.train_images or settings.test_images:
+        mnist = mnist.subset(settings.train_images, settings.test_images)
     train_count, test_count = len(mnist.train_labels), len(mnist.test_labels)
-    test_inputs = normalise(mnist.test_images)
+    test_inputs = normalise(mnist.test_images)[..., None]
     print(f"data: {directory} ({train_count} training, {test_count} test images)")
 
     # Model
-    model = build_mlp(init_rng, dropout_rng, settings.hidden_sizes, settings.dropout)
+    if settings.model == "cnn":
+        model = build_cnn(init_rng, dropout_rng, settings.channels, settings.dropout)
+        print(f"augmentation: {settings.distortion}")
+    else:
+        model = build_mlp(init_rng, dropout_rng, settings.hidden_sizes, settings.dropout)
+        print(f"augmentation: whole-pixel shifts of up to {settings.max_shift:g} pixels")
     print(model)
 
     # Optimiser and learning-rate schedule
@@ -117,10 +174,10 @@ def main(argv=None):
         correct = 0
         for batch_index, start in enumerate(range(0, train_count, settings.batch_size)):
             batch = order[start: start + settings.batch_size]
-            images = random_shifts(mnist.train_images[batch], augment_rng, settings.max_shift)
+            inputs = augmented_inputs(mnist.train_images[batch], augment_rng, settings)
             labels = mnist.train_labels[batch]
 
-            logits = model.forward(normalise(images), training=True)
+            logits = model.forward(inputs, training=True)
             loss, grad = softmax_cross_entropy(logits, labels)
             model.backward(grad)
             optimizer.step(model.gradients(), warmup_cosine_lr(step, total_steps, settings.lr, warmup_steps))
@@ -131,7 +188,7 @@ def main(argv=None):
             progress.update(batch_index + 1, f"loss {loss_sum / (start + len(batch)):.4f}")
         progress.finish()
 
-        # Training accuracy is counted on the shifted images with dropout on, so it runs below the test accuracy.
+        # Training accuracy is counted on the augmented images with dropout on, so it runs below the test accuracy.
         record = {
             "epoch": epoch,
             "loss": round(loss_sum / train_count, 6),
@@ -165,17 +222,26 @@ def main(argv=None):
     saved = save_model(settings.out, settings.model, layers, PIXEL_MEAN, PIXEL_STD, dtype,
                        test_accuracy=correct / test_count, training_data_sha256=mnist.sha256,
                        training=training, history=history)
-    size = os.path.getsize(settings.out)
-    print(f"wrote {settings.out} ({size / 1e6:.2f} MB, {dtype} weights, version {saved['version']}) "
-          f"in {time.perf_counter() - started:.0f} s")
+    with open(settings.out, "rb") as file:
+        content = file.read()
+    # A web server that compresses its responses sends about this many bytes of the file.
+    compressed = len(gzip.compress(content, mtime=0))
+    print(f"wrote {settings.out} ({len(content) / 1e6:.2f} MB, {compressed / 1e3:.0f} KB gzip, {dtype} weights, "
+          f"version {saved['version']}) in {time.perf_counter() - started:.0f} s")
     return 0
 
 
 def describe_training(settings, train_count, test_count, accuracies, seconds):
     """Return the settings and outcome of a run, for the model file's "training" entry."""
+    if settings.model == "cnn":
+        architecture = {"channels": list(settings.channels), "kernel_size": 3, "batch_norm": "folded into each conv2d"}
+        augmentation = dataclasses.asdict(settings.distortion)
+    else:
+        architecture = {"hidden_sizes": list(settings.hidden_sizes)}
+        augmentation = {"max_shift": int(settings.max_shift)}
     return {
         "model": settings.model,
-        "hidden_sizes": list(settings.hidden_sizes),
+        **architecture,
         "epochs": settings.epochs,
         "batch_size": settings.batch_size,
         "lr": settings.lr,
@@ -184,7 +250,7 @@ def describe_training(settings, train_count, test_count, accuracies, seconds):
         "optimizer": "AdamW",
         "weight_decay": settings.weight_decay,
         "dropout": settings.dropout,
-        "max_shift": settings.max_shift,
+        "augmentation": augmentation,
         "seed": settings.seed,
         "quick": settings.quick,
         "train_images": train_count,
@@ -195,10 +261,21 @@ def describe_training(settings, train_count, test_count, accuracies, seconds):
     }
 
 
+def augmented_inputs(images, rng, settings):
+    """Return a training batch of uint8 images (N, 28, 28) augmented and standardised, as float32 (N, 28, 28, 1)."""
+    if settings.model == "cnn":
+        return standardise(distort(images, rng, settings.distortion))[..., None]
+    return normalise(random_shifts(images, rng, int(settings.max_shift)))[..., None]
+
+
 def normalise(images):
     """Scale uint8 images to 0..1 and standardise them, in float32, as digits.Model does before its first layer."""
-    x = images.astype(np.float32) / np.float32(255.0)
-    return (x - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
+    return standardise(images.astype(np.float32) / np.float32(255.0))
+
+
+def standardise(pixels):
+    """Standardise float32 pixels on the 0..1 scale with MNIST's mean and standard deviation."""
+    return (pixels - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
 
 
 def count_correct(logits_of, inputs, labels):
