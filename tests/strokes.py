@@ -2,7 +2,10 @@
 
 A test that draws a digit on the page needs the strokes a person would make, not pixels.
 MNIST only has pixels, so an image is thresholded, thinned to a one-pixel skeleton with
-Zhang-Suen thinning, and the skeleton is traced into polylines.
+a variant of Zhang-Suen thinning, and the skeleton is traced into polylines. Bold digits need two
+repairs on the way, both sized by the stroke width measured from the ink. A hole that ink has almost
+closed is opened up to where the pen must have gone round it, and twigs that thinning grows into
+thick corners are cut.
 
 Strokes are lists of (x, y) points. In the 28x28 frame, pixel (row, column) covers the square
 [column, column + 1] x [row, row + 1], so its centre is (column + 0.5, row + 0.5).
@@ -24,8 +27,12 @@ INK_THRESHOLD = 128
 # Connected groups of this many skeleton pixels or fewer are specks of noise, not strokes.
 MAX_SPECK_PIXELS = 2
 # A branch from a junction to a free end this short (in pixels, junction excluded) is a
-# side effect of thinning a thick corner, not a stroke anyone drew.
+# side effect of thinning a thick corner or a bump in the ink, not a stroke anyone drew.
+# The twig grows with the stroke, so on wide strokes the limit is SPUR_WIDTH_FRACTION of the
+# stroke width. Measured with site/models/cnn.json on the first 3000 MNIST test digits: 1/2 and
+# 3/4 of the width keep as many labels, the whole width loses 8 digits.
 MAX_SPUR_PIXELS = 2
+SPUR_WIDTH_FRACTION = 0.75
 # Ramer-Douglas-Peucker tolerance in 28x28 pixels: removes the staircase of a pixel path.
 SIMPLIFY_TOLERANCE = 0.8
 # Two branches meeting at a junction continue each other when the angle between their
@@ -35,9 +42,10 @@ MIN_JOIN_ANGLE = 120.0
 DIRECTION_PIXELS = 4
 # Free ends grow towards the edge of the ink in steps of EXTENSION_STEP, by at most
 # MAX_END_EXTENSION pixels of the 28x28 frame. They stop END_INSET short of the edge because
-# the pen's round cap reaches past the end point. Measured with the first site/models/mlp.json
-# on the first 1000 MNIST test digits: 97.4 % recognised, 96.9 % when extending to the edge,
-# 97.3 % without extending.
+# the pen's round cap reaches past the end point. Measured on the first 1000 MNIST test digits
+# with site/models/cnn.json (version 74432dba57c1) and mlp.json (version 92ac67c800f1), the share
+# that keeps its label is 97.7 % and 97.7 %. Extending to the edge gives 97.3 % and 97.4 %, and not
+# extending gives 97.5 % and 97.9 %.
 EXTENSION_STEP = 0.25
 MAX_END_EXTENSION = 3.0
 END_INSET = 0.5
@@ -46,6 +54,7 @@ END_INSET = 0.5
 SUPERSAMPLE = 8
 
 EIGHT_NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+FOUR_NEIGHBOURS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
 
 # Thinning
@@ -76,25 +85,125 @@ def thinning_pass(padded, first):
     else:
         side = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
     centre = padded[1:-1, 1:-1]
-    delete = (centre == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & side
+    # Zhang and Suen delete pixels with only 2 neighbours too, which erases diagonal strokes 2 or 4
+    # pixels wide down to 2 or 3 pixels. Requiring 3 keeps them whole, as 4-connected staircases.
+    delete = (centre == 1) & (neighbours >= 3) & (neighbours <= 6) & (transitions == 1) & side
     centre[delete] = 0
     return int(delete.sum())
 
 
 def thin(mask):
-    """Return the one-pixel-wide skeleton of a boolean mask (Zhang-Suen thinning)."""
+    """Return the one-pixel-wide skeleton of a boolean mask (Zhang-Suen thinning that keeps pixels with 2 neighbours)."""
     padded = np.pad(np.asarray(mask, dtype=bool).astype(np.uint8), 1)
     while True:
         removed = thinning_pass(padded, first=True)
         removed += thinning_pass(padded, first=False)
         if removed == 0:
-            return padded[1:-1, 1:-1].astype(bool)
+            break
+    remove_squares(padded)
+    return padded[1:-1, 1:-1].astype(bool)
+
+
+def is_simple(padded, row, column):
+    """Tell whether deleting an ink pixel keeps its neighbours connected and shortens no line."""
+    ring = [padded[row + dr, column + dc] for dr, dc in EIGHT_NEIGHBOURS]
+    transitions = sum(ring[i] == 0 and ring[(i + 1) % 8] == 1 for i in range(8))
+    return sum(ring) >= 2 and transitions == 1
+
+
+def remove_squares(padded):
+    """Delete, in place, a pixel of each 2x2 square of ink that thinning left, where that keeps the skeleton connected.
+
+    Keeping pixels with 2 neighbours leaves some such squares, and a square would trace as a tiny loop.
+    """
+    while True:
+        squares = padded[:-1, :-1] & padded[1:, :-1] & padded[:-1, 1:] & padded[1:, 1:]
+        corners = [(row + dr, column + dc) for row, column in np.argwhere(squares) for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1))]
+        deletable = [pixel for pixel in corners if is_simple(padded, *pixel)]
+        if not deletable:
+            return
+        padded[deletable[0]] = 0
+
+
+# Measuring the ink
+
+def distances(points, targets):
+    """Return, for every point, the Euclidean distance to the nearest target ((row, column) arrays)."""
+    points, targets = np.asarray(points, dtype=float), np.asarray(targets, dtype=float)
+    if len(points) == 0:
+        return np.zeros(0)
+    if len(targets) == 0:
+        return np.full(len(points), np.inf)
+    differences = points[:, None, :] - targets[None, :, :]
+    return np.sqrt((differences ** 2).sum(axis=2)).min(axis=1)
+
+
+def ink_depth(mask):
+    """Return each pixel's distance, centre to centre, to the nearest pixel outside the mask (0 outside it).
+
+    The pixels around the image count as outside. Brute force is enough for 28x28 images.
+    """
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    depth = np.zeros(padded.shape)
+    inside = np.argwhere(padded)
+    depth[tuple(inside.T)] = distances(inside, np.argwhere(~padded))
+    return depth[1:-1, 1:-1]
+
+
+def stroke_width(mask, skeleton):
+    """Estimate the pen's width in pixels: the ink's width across the skeleton, median over the skeleton.
+
+    A skeleton pixel at depth d lies in a stroke about 2 d - 1 pixels wide. Returns 1.0 for no ink.
+    Skeleton pixels that run round a pinhole are shallow, so a pinhole lowers the estimate.
+    """
+    depths = ink_depth(mask)[np.asarray(skeleton, dtype=bool)]
+    if len(depths) == 0:
+        return 1.0
+    return float(2 * np.median(depths) - 1)
+
+
+# Opening bold loops
+
+def holes(mask):
+    """Return the holes of a mask: 4-connected groups of non-ink pixels that do not reach the image's edge."""
+    mask = np.asarray(mask, dtype=bool)
+    height, width = mask.shape
+    background = [tuple(int(v) for v in pixel) for pixel in np.argwhere(~mask)]
+    return [group for group in connected_components(background, FOUR_NEIGHBOURS)
+            if not any(row in (0, height - 1) or column in (0, width - 1) for row, column in group)]
+
+
+def open_bold_loops(mask, width):
+    """Return the mask with every hole smaller than width x width pixels grown into the ink that the pen cannot have laid.
+
+    A pen of this width drawing a loop leaves a ring about width pixels thick inside the loop's outline,
+    so ink deeper than width below the outline means the ink closed most of the loop's hole. Thinning
+    would run round the small hole that is left, far inside the loop that was drawn. Depth is measured
+    with the small holes counted as ink and the large ones as outside: a large hole is a loop drawn
+    open, and a grown hole, being deeper than width, never reaches it, so two loops never merge.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    found = holes(mask)
+    small = [hole for hole in found if len(hole) < width * width]
+    if not small:
+        return mask
+    filled = mask.copy()
+    for hole in small:
+        filled[tuple(np.array(hole).T)] = True
+    deep = filled & (ink_depth(filled) > width)
+    hole_pixels = {pixel for hole in small for pixel in hole}
+    growable = hole_pixels | {tuple(int(v) for v in pixel) for pixel in np.argwhere(deep)}
+    opened = mask.copy()
+    for region in connected_components(growable, FOUR_NEIGHBOURS):
+        if hole_pixels.intersection(region):
+            opened[tuple(np.array(region).T)] = False
+    return opened
 
 
 # Tracing
 
-def connected_components(pixels):
-    """Split a set of (row, column) pixels into 8-connected groups."""
+def connected_components(pixels, neighbours=EIGHT_NEIGHBOURS):
+    """Split a set of (row, column) pixels into groups connected through neighbours (8-connected by default)."""
     remaining = set(pixels)
     groups = []
     while remaining:
@@ -103,7 +212,7 @@ def connected_components(pixels):
         group, frontier = [start], [start]
         while frontier:
             row, column = frontier.pop()
-            for dr, dc in EIGHT_NEIGHBOURS:
+            for dr, dc in neighbours:
                 neighbour = (row + dr, column + dc)
                 if neighbour in remaining:
                     remaining.discard(neighbour)
@@ -237,9 +346,14 @@ def trace_branches(graph):
     return branches
 
 
-def is_spur(branch):
+def max_spur_pixels(width):
+    """Return the longest branch, in pixels, that counts as a spur on strokes width pixels wide."""
+    return max(MAX_SPUR_PIXELS, int(SPUR_WIDTH_FRACTION * width))
+
+
+def is_spur(branch, max_pixels=MAX_SPUR_PIXELS):
     """Tell whether a branch is a short twig from a junction to a free end."""
-    if branch.closed or len(branch.points) - 1 > MAX_SPUR_PIXELS:
+    if branch.closed or len(branch.points) - 1 > max_pixels:
         return False
     kinds = {branch.start_node[0], branch.end_node[0]}
     return kinds == {"junction", "end"}
@@ -363,9 +477,10 @@ def extend_free_ends(branch, mask):
     return points
 
 
-def trace(skeleton, mask=None, tolerance=SIMPLIFY_TOLERANCE):
+def trace(skeleton, mask=None, tolerance=SIMPLIFY_TOLERANCE, max_spur=MAX_SPUR_PIXELS):
     """Trace a one-pixel skeleton into polylines: lists of (x, y) pixel centres.
 
+    Branches of at most max_spur pixels from a junction to a free end are dropped.
     With the ink mask the skeleton came from, free ends are lengthened towards the edge of the ink.
     An open stroke starts at its upper end (the left one when both are level), and a closed loop
     starts and ends on the same point. Strokes are sorted by where they start, top to bottom.
@@ -373,7 +488,7 @@ def trace(skeleton, mask=None, tolerance=SIMPLIFY_TOLERANCE):
     pixels = [tuple(int(v) for v in pixel) for pixel in np.argwhere(skeleton)]
     kept_pixels = [p for group in connected_components(pixels) if len(group) > MAX_SPECK_PIXELS for p in group]
     branches = trace_branches(skeleton_graph(kept_pixels))
-    branches = [branch for branch in branches if not is_spur(branch)]
+    branches = [branch for branch in branches if not is_spur(branch, max_spur)]
     strokes = []
     for branch in join_branches(branches):
         points = branch.points if mask is None else extend_free_ends(branch, mask)
@@ -388,7 +503,12 @@ def trace(skeleton, mask=None, tolerance=SIMPLIFY_TOLERANCE):
 def image_to_strokes(image, threshold=INK_THRESHOLD):
     """Return the pen strokes of an MNIST image (28x28 uint8, ink bright) in its 28x28 frame."""
     mask = binarize(image, threshold)
-    return trace(thin(mask), mask)
+    skeleton = thin(mask)
+    width = stroke_width(mask, skeleton)
+    opened = open_bold_loops(mask, width)
+    if not np.array_equal(opened, mask):
+        skeleton = thin(opened)
+    return trace(skeleton, opened, max_spur=max_spur_pixels(width))
 
 
 # Placing and transforming strokes
@@ -504,3 +624,116 @@ def render_as_page_sends(strokes):
     side = PAGE_INPUT_SIDE
     placed = fit_to_canvas(strokes, side, DRAWING_MARGIN_FRACTION * side)
     return render_strokes(placed, side, side * PAGE_BRUSH_FRACTION)
+
+
+# The drawn test set: MNIST test digits redrawn as a person might draw them on the page
+
+DRAWN_VARIANTS = ("normal", "thick", "thin", "small", "off-centre", "slanted")
+# Brush widths of the thick and thin variants, relative to the page's brush.
+THICK_BRUSH_FACTOR = 1.6
+THIN_BRUSH_FACTOR = 0.6
+# Share of the canvas side that the ink's longer side spans in the small and off-centre variants.
+SMALL_DIGIT_SHARE = 1 / 3
+OFF_CENTRE_DIGIT_SHARE = 1 / 2
+# Canvas pixels left between an off-centre digit's ink and the two canvas edges it is pushed against.
+OFF_CENTRE_EDGE_GAP = 3
+# The slanted variant is sheared by this factor and turned by this many degrees. The MNIST index
+# picks the directions (see slant_directions), so the set contains all four combinations: shear and
+# turn the same way make upright strokes lean by about 32 degrees, opposite ways by about 2 degrees.
+SLANT_SHEAR = 0.3
+SLANT_ROTATION = 15.0
+# Where each off-centre digit goes, chosen by its MNIST index modulo 4: (x, y) with -1 for the
+# left or top edge and 1 for the right or bottom edge.
+CORNERS = ((-1, -1), (1, -1), (1, 1), (-1, 1))
+
+
+class DrawnDigit:
+    """One drawing of the drawn test set: the MNIST test digit it traces, its variant, and the RGBA the page would send."""
+
+    def __init__(self, index, label, variant, rgba):
+        self.index = index
+        self.label = label
+        self.variant = variant
+        self.rgba = rgba
+
+    def __repr__(self):
+        return f"DrawnDigit(test image {self.index}, label {self.label}, {self.variant})"
+
+
+def first_per_class(labels, per_class):
+    """Return the indices of the first per_class images of each digit 0-9, in test-set order."""
+    labels = np.asarray(labels)
+    chosen = []
+    for digit in range(10):
+        indices = np.flatnonzero(labels == digit)[:per_class]
+        if len(indices) < per_class:
+            raise ValueError(f"the test set contains only {len(indices)} of the {per_class} requested images of digit {digit}")
+        chosen.extend(int(index) for index in indices)
+    return sorted(chosen)
+
+
+def place_ink(strokes, share, side=PAGE_INPUT_SIDE, brush=PAGE_INPUT_SIDE * PAGE_BRUSH_FRACTION):
+    """Centre strokes on the canvas so that their ink, brush included, spans share of the side along its longer axis."""
+    points_extent = share * side - brush
+    return fit_to_canvas(strokes, side, (side - points_extent) / 2)
+
+
+def push_to_corner(placed, corner, side=PAGE_INPUT_SIDE, brush=PAGE_INPUT_SIDE * PAGE_BRUSH_FRACTION,
+                   gap=OFF_CENTRE_EDGE_GAP):
+    """Move placed strokes until their ink is gap pixels from the two canvas edges of corner."""
+    low, high = bounds(placed)
+    reach = gap + brush / 2
+    dx = reach - low[0] if corner[0] < 0 else side - reach - high[0]
+    dy = reach - low[1] if corner[1] < 0 else side - reach - high[1]
+    return shift(placed, dx, dy)
+
+
+def slant_directions(index):
+    """Return the (shear, rotation) directions of an MNIST index's slanted variant: 1 leans or turns right, -1 left."""
+    return (1 if index % 2 == 0 else -1), (1 if index // 2 % 2 == 0 else -1)
+
+
+def slant(strokes, shear_direction, rotation_direction):
+    """Shear strokes by SLANT_SHEAR, then rotate them by SLANT_ROTATION degrees, each in its direction."""
+    return rotate(shear(strokes, shear_direction * SLANT_SHEAR), rotation_direction * SLANT_ROTATION)
+
+
+def draw_variants(digit_strokes, index):
+    """Return {variant: 140x140 RGBA} of one digit's strokes (28x28 frame) for every variant in DRAWN_VARIANTS.
+
+    index, the digit's MNIST index, picks the corner of the off-centre variant and the directions of the
+    slanted one, so that the set contains every corner and every combination of directions.
+    """
+    side = PAGE_INPUT_SIDE
+    brush = side * PAGE_BRUSH_FRACTION
+    normal = fit_to_canvas(digit_strokes, side, DRAWING_MARGIN_FRACTION * side)
+    # The page's brush does not shrink with the digit, so a small digit has relatively thick strokes, as on the page.
+    small = place_ink(digit_strokes, SMALL_DIGIT_SHARE)
+    off_centre = push_to_corner(place_ink(digit_strokes, OFF_CENTRE_DIGIT_SHARE), CORNERS[index % 4])
+    slanted = fit_to_canvas(slant(digit_strokes, *slant_directions(index)), side, DRAWING_MARGIN_FRACTION * side)
+    return {
+        "normal": render_strokes(normal, side, brush),
+        "thick": render_strokes(normal, side, brush * THICK_BRUSH_FACTOR),
+        "thin": render_strokes(normal, side, brush * THIN_BRUSH_FACTOR),
+        "small": render_strokes(small, side, brush),
+        "off-centre": render_strokes(off_centre, side, brush),
+        "slanted": render_strokes(slanted, side, brush),
+    }
+
+
+def drawn_test_set(images, labels, per_class=20):
+    """Trace the first per_class MNIST test images of each digit into strokes and draw each in every variant.
+
+    Returns a list of DrawnDigit ordered by MNIST index, then by DRAWN_VARIANTS. The normal variant is
+    exactly render_as_page_sends of the traced strokes. The same input gives the same pixels.
+
+    NOTE: tracing still turns some bold MNIST digits into shapes that no longer look like their label.
+    Of the default 200, two do so when checked by eye, 12 of the 1200 drawings. Test image 93 traces
+    as ")", because the middle point of its 3 is only a bulge in the thresholded ink. The bottom loop
+    of the 2 in test image 119 is filled with ink and traces as a fork.
+    """
+    drawings = []
+    for index in first_per_class(labels, per_class):
+        variants = draw_variants(image_to_strokes(images[index]), index)
+        drawings.extend(DrawnDigit(index, int(labels[index]), variant, variants[variant]) for variant in DRAWN_VARIANTS)
+    return drawings

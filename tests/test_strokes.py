@@ -31,8 +31,36 @@ def test_thin_thick_bar_gives_one_pixel_line():
 
     skeleton = strokes.thin(bar)
 
-    # Zhang-Suen keeps the middle column and shortens the bar by one pixel at the top and two at the bottom.
-    assert np.argwhere(skeleton).tolist() == [[row, 4] for row in range(3, 12)]
+    # Thinning keeps the middle column and shortens the bar by two pixels at the bottom only.
+    assert np.argwhere(skeleton).tolist() == [[row, 4] for row in range(2, 12)]
+
+
+def test_thin_keeps_thick_diagonal_whole():
+    stroke = np.zeros((14, 14), dtype=bool)
+    for row in range(2, 12):
+        stroke[row, row - 1: row + 3] = True  # 4 pixels wide, running down to the right
+
+    skeleton = strokes.thin(stroke)
+
+    # Plain Zhang-Suen thinning leaves 3 pixels in rows 10 and 11 of this stroke.
+    assert sorted(set(np.argwhere(skeleton)[:, 0].tolist())) == list(range(2, 12))
+    assert strokes.trace(skeleton) == [[(1.5, 2.5), (3.5, 2.5), (10.5, 10.5), (13.5, 11.5)]]
+
+
+def test_remove_squares_leaves_path():
+    padded = grid(
+        "........",
+        ".#......",
+        "..##....",
+        "..##....",
+        "....#...",
+        "........",
+    ).astype(np.uint8)
+
+    strokes.remove_squares(padded)
+
+    # The square's top right pixel is the only one whose removal keeps the line connected.
+    assert np.argwhere(padded).tolist() == [[1, 1], [2, 2], [3, 2], [3, 3], [4, 4]]
 
 
 def test_thin_leaves_thin_line_unchanged():
@@ -61,6 +89,114 @@ def test_thin_thick_ring_stays_closed_loop():
 
 def test_thin_empty_image_stays_empty():
     assert not strokes.thin(np.zeros((5, 5), dtype=bool)).any()
+
+
+# Measuring the ink
+
+def test_ink_depth_counts_to_nearest_outside_pixel():
+    bar = np.zeros((9, 16), dtype=bool)
+    bar[2:5, 2:14] = True
+
+    depth = strokes.ink_depth(bar)
+
+    assert depth[1:6, 1:5].tolist() == [[0, 0, 0, 0], [0, 1, 1, 1], [0, 1, 2, 2], [0, 1, 1, 1], [0, 0, 0, 0]]
+
+
+def test_ink_depth_treats_image_edge_as_outside():
+    assert strokes.ink_depth(np.ones((3, 3), dtype=bool)).tolist() == [[1, 1, 1], [1, 2, 1], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("width", [3, 5])
+def test_stroke_width_of_bar(width):
+    bar = np.zeros((width + 6, 20), dtype=bool)
+    bar[3: 3 + width, 2:18] = True
+    assert strokes.stroke_width(bar, strokes.thin(bar)) == width
+
+
+def test_stroke_width_without_ink_is_one():
+    empty = np.zeros((5, 5), dtype=bool)
+    assert strokes.stroke_width(empty, empty) == 1.0
+
+
+# Opening bold loops
+
+CENTRE = 13.5
+
+
+def distance_from_centre(row_centre=CENTRE, column_centre=CENTRE):
+    rows, columns = np.mgrid[0:28, 0:28]
+    return np.hypot(rows - row_centre, columns - column_centre)
+
+
+def test_holes_finds_enclosed_background_only():
+    shape = grid(
+        ".......",
+        ".#####.",
+        ".#..#..",
+        ".#####.",
+        ".......",
+    )
+    assert strokes.holes(shape) == [[(2, 2), (2, 3)]]
+    shape[2, 4] = False  # the hole now reaches the image's edge through a gap
+    assert strokes.holes(shape) == []
+
+
+def test_open_bold_loops_grows_small_hole():
+    full = distance_from_centre() <= 8.5
+    disc = full.copy()
+    disc[13:15, 13:15] = False  # a 2x2 hole, as ink that nearly closed a loop leaves
+
+    opened = strokes.open_bold_loops(disc, width=3.0)
+
+    # Every pixel deeper than 3 below the outline is opened, so the ring left is 3 pixels thick.
+    deep = full & (strokes.ink_depth(full) > 3)
+    assert np.array_equal(opened, full & ~deep)
+    # The grown hole is the disc of the pixels deeper than 3, about 5.3 pixels in radius.
+    assert [len(hole) for hole in strokes.holes(opened)] == [deep.sum()] == [88]
+
+
+def test_bold_disc_with_pinhole_traces_big_loop():
+    disc = distance_from_centre() <= 8.5
+    disc[17, 10] = False  # a pinhole 4.9 pixels from the centre
+    image = disc.astype(np.uint8) * 255
+
+    traced = strokes.image_to_strokes(image)
+
+    # Thinning the disc as it is gives a loop round the pinhole that comes within 2 pixels of the centre.
+    assert len(traced) == 1
+    loop = traced[0]
+    assert loop[0] == loop[-1]
+    centre = np.mean(loop[:-1], axis=0)
+    assert math.dist(centre, (CENTRE + 0.5, CENTRE + 0.5)) < 0.5
+    assert min(math.dist(point, (CENTRE + 0.5, CENTRE + 0.5)) for point in loop) > 5
+
+
+def test_open_bold_loops_keeps_large_hole():
+    radius = distance_from_centre()
+    ring = (radius >= 4) & (radius <= 9)
+    assert np.array_equal(strokes.open_bold_loops(ring, strokes.stroke_width(ring, strokes.thin(ring))), ring)
+
+
+def test_bold_ring_traces_one_loop():
+    radius = distance_from_centre()
+    ring = ((radius >= 4) & (radius <= 9)).astype(np.uint8) * 255
+
+    traced = strokes.image_to_strokes(ring)
+
+    assert len(traced) == 1
+    assert traced[0][0] == traced[0][-1]
+
+
+def test_open_bold_loops_keeps_two_loops_apart():
+    top, bottom = distance_from_centre(7.5), distance_from_centre(18.5)
+    eight = ((top >= 3) & (top <= 6)) | (bottom <= 7)
+    eight[18, 13] = False  # a bold lower loop with a pinhole
+
+    opened = strokes.open_bold_loops(eight, width=3.0)
+
+    assert [len(hole) for hole in strokes.holes(eight)] == [32, 1]
+    assert [len(hole) for hole in strokes.holes(opened)] == [32, 56]
+    assert np.array_equal(opened[:13], eight[:13])
 
 
 # Tracing
@@ -150,6 +286,44 @@ def test_trace_drops_short_spur():
         ".........",
     )
     assert strokes.trace(shape) == [[(4.5, 1.5), (4.5, 7.5)]]
+
+
+def test_max_spur_pixels_grows_with_stroke_width():
+    assert [strokes.max_spur_pixels(width) for width in (1.0, 3.0, 4.0, 7.0, 9.0)] == [2, 2, 3, 5, 6]
+
+
+def test_trace_spur_limit_is_a_parameter():
+    shape = grid(
+        "............",
+        ".##########.",
+        "......#.....",
+        "......#.....",
+        "......#.....",
+        "............",
+    )
+    assert strokes.trace(shape) == [[(1.5, 1.5), (10.5, 1.5)], [(6.5, 1.5), (6.5, 4.5)]]
+    assert strokes.trace(shape, max_spur=3) == [[(1.5, 1.5), (10.5, 1.5)]]
+
+
+def test_thick_bar_drops_bump_spur():
+    bar = np.zeros((15, 24), dtype=np.uint8)
+    bar[3:10, 2:22] = 255  # 7 pixels wide
+    bar[10:12, 10:12] = 255  # a bump 2 pixels deep, which thinning turns into a 4-pixel branch
+
+    assert strokes.image_to_strokes(bar) == [[(2.5, 6.5), (20.0, 6.5)]]
+
+
+def test_thick_t_keeps_stem():
+    shape = np.zeros((24, 24), dtype=np.uint8)
+    shape[3:8, 2:22] = 255
+    shape[8:21, 10:15] = 255  # a stem as wide as the bar and 13 pixels long
+
+    traced = strokes.image_to_strokes(shape)
+
+    assert len(traced) == 2
+    stem = traced[1]
+    assert stem[0][0] == stem[-1][0] == 12.5
+    assert stem[-1][1] > 18
 
 
 def test_trace_extends_free_ends_to_edge_of_ink():
