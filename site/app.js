@@ -1106,6 +1106,12 @@ async function onPhotoChosen() {
     showError(`The photo “${file.name}” could not be read: ${error.message}`, "photo_unreadable");
     return;
   }
+  // A photo replaces the drawing, so the next stroke starts on an empty canvas.
+  if (pad.activeStroke) {
+    finishStroke();
+  }
+  pad.strokes = [];
+  redrawPad();
   lastSource = { kind: "photo", bytes, name: file.name };
   submitJob(lastSource);
 }

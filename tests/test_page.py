@@ -217,6 +217,25 @@ def test_photo_of_digit_is_classified(page_with_extra_models, mnist_test_set, de
     assert page.locator("#result-source").get_attribute("data-source") == "browser"
 
 
+def test_photo_replaces_drawing(page_with_extra_models, mnist_test_set):
+    page = page_with_extra_models
+    images, _ = mnist_test_set
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=8)
+    page.mouse.up()
+
+    choose_photo(page, "seven.png", "image/png", png_bytes(images[SEVEN]))
+
+    ink = page.evaluate("""() => {
+      const canvas = document.getElementById("canvas");
+      const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      return pixels.some((value, index) => index % 4 === 3 && value > 0);
+    }""")
+    assert ink is False
+
+
 def test_photo_that_is_not_an_image(page_with_extra_models):
     page = page_with_extra_models
     with pytest.raises(digits.InputError) as raised:

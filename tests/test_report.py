@@ -260,9 +260,13 @@ def test_page_loads_nothing_external(page):
     assert "http://" not in page
     assert "https://" not in page
     assert "<script" not in page
-    assert "<link" not in page
+    assert re.findall(r"<link[^>]*>", page) == ['<link rel="icon" href="data:,">']
     for value in re.findall(r'(?:src|href)="([^"]*)"', page):
-        assert value.startswith(("data:image/png;base64,", "#")), value
+        assert value.startswith(("data:image/png;base64,", "#", "data:,", "../")), value
+
+
+def test_page_links_back_to_drawing_page(page):
+    assert '<a href="../">Back to the drawing page</a>' in page
 
 
 def test_page_without_history_says_so(tmp_path, data_dir):

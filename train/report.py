@@ -620,6 +620,8 @@ def render_report(model, model_file, evaluation, images, test_checksums, wrong_c
         ("summary", "Summary"), ("training", "Training"), ("data", "Data"), ("confusion", "Confusion matrix"),
         ("per-class", "Accuracy per digit"), ("wrong", "Wrong images")))
     body = [
+        # The site serves reports from reports/, one level below the drawing page.
+        '<p><a href="../">Back to the drawing page</a></p>',
         f"<header><h1>{escape(title)}</h1>",
         f'<p>Version <span class="mono">{escape(model.version or "none")}</span>, evaluated on '
         f'{evaluation.count:,} MNIST test images.</p></header>',
@@ -635,6 +637,8 @@ def render_report(model, model_file, evaluation, images, test_checksums, wrong_c
     ]
     return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            # An empty icon, so the browser does not request /favicon.ico.
+            '<link rel="icon" href="data:,">\n'
             f"<title>{escape(title)} ({escape(model.version or 'no version')})</title>\n"
             f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
 

@@ -124,8 +124,8 @@ def preprocess(drawing):
     extent = max(digit.shape)
     if extent < max(2, MIN_EXTENT * max(ink.shape)):
         raise DrawingTooSmallError(
-            f"the drawing is too small to read ({digit.shape[1]}x{digit.shape[0]} of {ink.shape[1]}x{ink.shape[0]} pixels): "
-            "draw the digit larger")
+            f"the drawing is too small to read: it spans {extent / max(ink.shape):.0%} of the drawing area's "
+            f"width or height, and a digit needs at least {MIN_EXTENT:.0%}; draw it larger")
 
     scale = BOX / extent
     height = max(1, int(round(digit.shape[0] * scale)))
