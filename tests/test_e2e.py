@@ -264,7 +264,7 @@ def test_single_dot_shows_message_without_label(blank_page):
     assert shown_label(page) == ""
     message = page.locator("#message")
     assert message.get_attribute("data-code") == "drawing_too_small"
-    assert "draw the digit larger" in message.inner_text()
+    assert "draw it larger" in message.inner_text()
     assert shown_probabilities(page) == [0] * 10
     assert traceback_markers_in_text(page) == []
 

@@ -114,7 +114,7 @@ def test_faint_noise_counts_as_empty():
 
 
 def test_single_dot_is_too_small():
-    with pytest.raises(DrawingTooSmallError, match="too small to read: it spans 2% .* at least 8%"):
+    with pytest.raises(DrawingTooSmallError, match="too small to read: it spans 2% .* at least 10%"):
         preprocess(rectangle_drawing(280, 100, 100, 6, 6))
 
 

@@ -17,7 +17,8 @@ EMPTY_INK = 0.1
 # Relative to the strongest ink: fainter pixels are paper texture, shadow or noise.
 NOISE_FLOOR = 0.1
 # A drawing whose ink spans less than this share of the image's longer side is a dot, not a digit.
-MIN_EXTENT = 0.08
+# The page's brush alone spans 1/14 (7%) of its canvas, so a tap stays below this.
+MIN_EXTENT = 0.1
 
 
 def as_pixel_array(drawing):
