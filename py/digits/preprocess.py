@@ -2,7 +2,7 @@
 
 MNIST's digits were cropped to their ink, scaled so the longer side is 20 pixels with
 anti-aliasing, and placed in a 28x28 field with their centre of mass at the centre.
-The network only knows that form, so every drawing goes through the same steps.
+The network was trained on that form alone, so every drawing goes through the same steps.
 """
 
 import numpy as np
