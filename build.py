@@ -24,6 +24,7 @@ import http.client
 import http.server
 import json
 import logging
+import mimetypes
 import os
 import re
 import shutil
@@ -833,6 +834,8 @@ class SiteAndApiRequestHandler(SiteRequestHandler):
     """Serves dist/ and, under /api/, calls the Lambda handler with a Function URL event per request."""
 
     routes = {API_PATH_PREFIX + "/": "handle_api"}
+    # Seconds a connection may stay silent, so a client that stops sending cannot hold a thread forever.
+    timeout = 30
     # Keep-alive connections, because a new TCP connection per API request would cap the request rate.
     protocol_version = "HTTP/1.1"
     # Headers and body leave in two writes. With Nagle's algorithm on, the body would wait for the
@@ -872,13 +875,19 @@ class SiteAndApiRequestHandler(SiteRequestHandler):
                                                         "chunked transfer encoding is not supported")
             return None
         length_text = self.headers.get("Content-Length", "0").strip()
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):
             self.close_connection = True
             self.send_api_error(400, "invalid_content_length",
                                 f"Content-Length must be a whole number of bytes, got {length_text!r}")
             return None
         length = int(length_text)
-        limit = load_lambda_module().max_body_bytes() + API_BODY_MARGIN_BYTES
+        try:
+            limit = load_lambda_module().max_body_bytes() + API_BODY_MARGIN_BYTES
+        except Exception:
+            traceback.print_exc()
+            self.close_connection = True
+            self.send_api_error(502, "handler_failed", "the API handler failed to start; the server log has the details")
+            return None
         if length > limit:
             # The unread body would be taken for the next request, so this connection ends here.
             self.close_connection = True
@@ -1132,7 +1141,16 @@ def s3_website_origin(bucket: str, region: str) -> str:
 
 def content_type_for(path: Path) -> str:
     types = SiteRequestHandler.extensions_map
-    return types.get(path.suffix.lower(), types[""])
+    return types.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or types[""]
+
+
+def check_replaceable_site_dir(site_dir: Path) -> None:
+    """Stop unless site_dir is missing, empty, or a site built earlier, because the build deletes it first."""
+    if not site_dir.exists() or not any(site_dir.iterdir()):
+        return
+    if not (site_dir / "pyodide" / "pyodide-lock.json").is_file():
+        raise BuildError(f"--site-dir {site_dir} is not empty and is not a site built by build.py; the build would "
+                         "delete it first. Pass a new or empty folder.")
 
 
 def cache_control_for(path: Path) -> str:
@@ -1262,6 +1280,7 @@ def deploy(options: argparse.Namespace) -> None:
     api_url = deploy_function_url(aws, options.function, site_origin, function_url)
 
     site_dir = Path(options.site_dir)
+    check_replaceable_site_dir(site_dir)
     wheels = set_up((), options.wheels)
     # A dry run of a new function does not know its URL, so the site it builds contains a placeholder.
     assemble_dist(site_dir, wheels, api_url=api_url or "https://new-function-url.invalid/")

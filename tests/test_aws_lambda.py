@@ -524,7 +524,9 @@ def test_wrong_method(models, event_format, method, path, allow):
 
 
 @pytest.mark.parametrize("event", [None, [], "text", {}, {"requestContext": {}}, {"httpMethod": 5, "path": "/health"},
-                                   {"httpMethod": "POST", "path": "/classify", "body": {"pixels": []}}])
+                                   {"httpMethod": "POST", "path": "/classify", "body": {"pixels": []}},
+                                   {"requestContext": "text", "httpMethod": "GET", "path": "/health"},
+                                   {"requestContext": {"http": "GET"}, "rawPath": "/health"}])
 def test_unrecognised_event(models, event):
     assert_error(call(event), 400, "invalid_event")
 

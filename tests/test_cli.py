@@ -128,3 +128,15 @@ def test_classify_pixels_skips_preprocessing(tiny_model_path):
 def test_classify_pixels_rejects_bad_values(tiny_model_path, pixels, error):
     with pytest.raises(error):
         digits.classify_pixels(digits.load_model(tiny_model_path), pixels)
+
+
+def test_decode_image_scales_16_bit_png():
+    paper = np.full((40, 40), 65535, np.uint16)
+    paper[10:30, 18:22] = 20000
+    buffer = io.BytesIO()
+    Image.fromarray(paper).save(buffer, format="PNG")
+
+    decoded = digits.decode_image(buffer.getvalue())
+
+    assert decoded[0, 0].tolist() == [255, 255, 255, 255]
+    assert decoded[20, 20].tolist() == [78, 78, 78, 255]

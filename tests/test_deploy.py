@@ -336,3 +336,17 @@ def test_deploy_updates_existing(aws_env, deployed, tmp_path):
                                                          "DIGITS_DEFAULT_MODEL": "mlp"}
     url_config = aws(aws_env, "lambda", "get-function-url-config", "--function-name", FUNCTION)
     assert url_config["Cors"]["AllowOrigins"] == ["https://digits.example"]
+
+
+def test_content_type_falls_back_to_mimetypes():
+    assert build.content_type_for(Path("photo.jpg")) == "image/jpeg"
+    assert build.content_type_for(Path("pyodide.asm.wasm")) == "application/wasm"
+
+
+def test_deploy_refuses_to_replace_unrelated_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+
+    with pytest.raises(build.BuildError, match="is not empty and is not a site built by build.py"):
+        build.check_replaceable_site_dir(tmp_path)
+
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

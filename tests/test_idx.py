@@ -109,3 +109,17 @@ def test_load_mnist_real_test_set(mnist_dir):
 
     assert images.shape == (10000, 28, 28)
     assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_read_idx_rejects_forged_huge_shape(tmp_path):
+    raw = bytes.fromhex("00000804") + (65536).to_bytes(4, "big") * 4
+
+    with pytest.raises(IdxFormatError, match="truncated"):
+        read_idx(write(tmp_path / "forged", raw))
+
+
+def test_load_mnist_rejects_empty_split(tmp_path):
+    make_mnist_folder(tmp_path, np.zeros((0, 28, 28)), np.zeros(0))
+
+    with pytest.raises(IdxFormatError, match="holds no labels"):
+        load_mnist(tmp_path, "test")

@@ -269,11 +269,12 @@ def test_server_huge_body_refused_unread(server, monkeypatch):
 @pytest.mark.parametrize(("header", "status", "code"), [
     ("Content-Length: abc", 400, "invalid_content_length"),
     ("Content-Length: -5", 400, "invalid_content_length"),
+    ("Content-Length: \u00b2", 400, "invalid_content_length"),  # superscript two: isdigit() but not int()
     ("Transfer-Encoding: chunked", 411, "length_required"),
 ])
 def test_server_bad_length(server, header, status, code):
     with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as connection:
-        connection.sendall(f"POST /api/classify HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode())
+        connection.sendall(f"POST /api/classify HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode("latin-1"))
         reply = b""
         while chunk := connection.recv(4096):
             reply += chunk

@@ -136,3 +136,22 @@ def test_canvas_to_array_checks_length():
         digits.canvas_to_array(b"\x00" * 23, 2, 3)
 
     assert digits.canvas_to_array(bytes(range(24)), 2, 3)[2, 1].tolist() == [20, 21, 22, 23]
+
+
+def test_paper_with_transparent_margin_reads_ink():
+    paper = np.zeros((200, 200, 4), np.uint8)
+    paper[10:190, 10:190] = [255, 255, 255, 255]
+    paper[40:160, 95:105, :3] = 0
+    opaque = paper.copy()
+    opaque[:, :, 3] = 255
+    opaque[paper[:, :, 3] == 0, :3] = 255
+
+    assert np.array_equal(preprocess(paper), preprocess(opaque))
+
+
+def test_white_ink_on_transparent_canvas():
+    ring = ring_drawing()
+    white_ink = np.full(ring.shape + (4,), 255, np.uint8)
+    white_ink[:, :, 3] = 255 * ring
+
+    assert np.array_equal(preprocess(white_ink), preprocess(ring))

@@ -129,6 +129,8 @@ class Request:
         if not isinstance(event, dict):
             raise ApiError(400, "invalid_event", "the Lambda event is not a JSON object")
         context = event.get("requestContext") or {}
+        if not isinstance(context, dict) or not isinstance(context.get("http", {}), dict):
+            raise ApiError(400, "invalid_event", "the event's requestContext must be an object")
         if isinstance(context.get("http"), dict):  # Function URL and HTTP API, payload format 2.0
             method = context["http"].get("method", "")
             path = event.get("rawPath") or context["http"].get("path", "/")

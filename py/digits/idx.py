@@ -1,6 +1,7 @@
 """Reading MNIST's IDX files, gzip-compressed or raw."""
 
 import gzip
+import math
 import os
 
 import numpy as np
@@ -46,7 +47,7 @@ def parse_idx(raw, name="IDX data"):
     if len(raw) < header_size:
         raise IdxFormatError(f"{name}: truncated header: {dimensions} dimensions need {header_size} bytes, file has {len(raw)}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dimensions))
-    expected = header_size + int(np.prod(shape, dtype=np.int64))
+    expected = header_size + math.prod(shape)  # Python integers, so a forged header cannot overflow
     if len(raw) != expected:
         state = "truncated" if len(raw) < expected else "longer than its header says"
         raise IdxFormatError(f"{name}: {state}: shape {list(shape)} needs {expected} bytes, file has {len(raw)}")
@@ -78,6 +79,8 @@ def load_mnist(directory, split):
         raise IdxFormatError(f"{image_path}: expected images of shape [N, 28, 28], got {list(images.shape)}")
     if labels.ndim != 1:
         raise IdxFormatError(f"{label_path}: expected a 1-dimensional list of labels, got shape {list(labels.shape)}")
+    if len(labels) == 0:
+        raise IdxFormatError(f"{label_path} holds no labels; MNIST's {split} split needs at least one image")
     if len(images) != len(labels):
         raise IdxFormatError(
             f"{image_path} has {len(images)} images but {label_path} has {len(labels)} labels; the counts must match")

@@ -32,9 +32,20 @@ def decode_image(data, max_pixels=MAX_IMAGE_PIXELS):
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels", code="image_too_large")
     try:
         image = ImageOps.exif_transpose(image)
+        if image.mode.startswith("I") or image.mode == "F":
+            image = to_eight_bit(image, Image)
         return np.asarray(image.convert("RGBA"))
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise InvalidImageError(f"the image could not be decoded: {error}") from None
+
+
+def to_eight_bit(image, pillow_image):
+    """Scale a 16-bit or 32-bit greyscale image to 8 bits; Pillow's convert would clip it at 255 instead."""
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") else max(255.0, float(values.max()))
+    if image.mode == "F" and values.max() <= 1.0:
+        top = 1.0
+    return pillow_image.fromarray(np.round(np.clip(values, 0, top) / top * 255).astype(np.uint8), mode="L")
 
 
 def encode_png(image):

@@ -52,14 +52,22 @@ def as_pixel_array(drawing):
 def ink_strength(pixels):
     """Return how strongly each pixel differs from the background, 0..1, for any ink colour.
 
-    With transparency, the background is whatever is transparent, so ink is the alpha channel.
-    Otherwise the background is the median colour of the border, which works for dark ink on
-    white paper and light ink on a dark screen alike.
+    The background is the median colour of the border, which works for dark ink on white
+    paper and light ink on a dark screen alike. A transparent image is first laid over white
+    and over black, and the one with less ink wins: black ink on a transparent canvas
+    disappears over black, white ink disappears over white, and white paper with transparent
+    margins becomes a large blob over black.
     """
     channels = pixels.shape[2]
     if channels == 4 and pixels[:, :, 3].min() < 0.5:
-        return pixels[:, :, 3]
-    colour = pixels[:, :, :3] if channels >= 3 else pixels
+        alpha = pixels[:, :, 3:]
+        candidates = [difference_from_border(pixels[:, :, :3] * alpha + backdrop * (1 - alpha)) for backdrop in (1.0, 0.0)]
+        visible = [ink for ink in candidates if ink.max() >= EMPTY_INK]
+        return min(visible, key=np.sum) if visible else candidates[0]
+    return difference_from_border(pixels[:, :, :3] if channels >= 3 else pixels)
+
+
+def difference_from_border(colour):
     border = np.concatenate([colour[0], colour[-1], colour[:, 0], colour[:, -1]])
     background = np.median(border, axis=0)
     return np.abs(colour - background).max(axis=2)
