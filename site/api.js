@@ -54,7 +54,13 @@
     if (!config || typeof config.api_url !== "string" || config.api_url === "") {
       return fallback;
     }
-    const url = new URL(config.api_url, document.baseURI);
+    let url;
+    try {
+      url = new URL(config.api_url, document.baseURI);
+    } catch (error) {
+      console.warn(`api.js: api_url ${config.api_url} in ${CONFIG_URL} is not a URL (${error.message}); using ${fallback}`);
+      return fallback;
+    }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       console.warn(`api.js: api_url ${config.api_url} in ${CONFIG_URL} is not http(s); using ${fallback}`);
       return fallback;

@@ -21,7 +21,7 @@
  *   #fallback-note  why the server classifies although the box was not ticked; hidden otherwise
  *   #message        error text for people, empty when there is none. data-code is the worker's or the API's
  *                   error code, "server_timeout", "server_unreachable" or "server_failed" from api.js, or
- *                   "photo_too_large", "photo_unreadable" or "model_load_failed" from the page itself.
+ *                   "photo_too_large", "photo_unreadable", "model_load_failed" or "worker_timeout" from the page itself.
  *   #probabilities  ten <li>, each with data-digit "0".."9" and data-probability (a decimal number, "0" when empty)
  *   #seen           28x28 canvas showing the image the network saw, blank when no result is shown
  *   #timing         classification time in ms with the model name and version, empty when no result is shown
@@ -52,6 +52,7 @@ const MAX_PHOTO_BYTES = 20 * 1024 * 1024;
 // ready. bench/inference.py measured 3-4 s from navigation to ready on a 2-core x86_64 machine, so this
 // leaves room for slower devices.
 const WORKER_READY_TIMEOUT_MS = 15_000;
+const WORKER_REQUEST_TIMEOUT_MS = 30_000;
 
 const elements = {
   body: document.body,
@@ -316,7 +317,10 @@ function onCanvasKeyDown(event) {
     const [dx, dy] = PEN_MOVES[event.key];
     movePen(dx, dy, event.shiftKey);
   } else if (event.key === " ") {
-    togglePen();
+    // A held Space key repeats, so only the first press moves the pen up or down.
+    if (!event.repeat) {
+      togglePen();
+    }
   } else if (event.key === "Enter") {
     requestDrawingClassification();
   } else if (event.key === "Escape" || event.key === "Delete") {
@@ -456,6 +460,7 @@ function sendPendingJob() {
 }
 
 function sendToWorker(id, job) {
+  setTimeout(() => onWorkerRequestTimeout(id), WORKER_REQUEST_TIMEOUT_MS);
   if (job.kind === "drawing") {
     const rgba = renderForNetwork();
     const message = { type: "classify", id, width: NETWORK_INPUT_SIDE, height: NETWORK_INPUT_SIDE, rgba };
@@ -513,6 +518,20 @@ function onClassificationResponse(response) {
   }
   sendPendingJob();
   setBusy(classifier.inFlight !== null);
+}
+
+// A reply that comes later is ignored, because its id is no longer in flight.
+function onWorkerRequestTimeout(id) {
+  const request = classifier.inFlight;
+  if (!request || request.id !== id || request.source !== "browser") {
+    return;
+  }
+  onClassificationResponse({
+    type: "error",
+    id,
+    code: "worker_timeout",
+    message: `Classifying in the browser timed out after ${WORKER_REQUEST_TIMEOUT_MS / 1000} s. Try again, or tick "Classify on the server".`,
+  });
 }
 
 // The pending request stays, because the server may take it.
@@ -729,7 +748,10 @@ function serverForced() {
 
 function setStatus(state, text) {
   elements.status.dataset.state = state;
-  elements.statusText.textContent = text;
+  // Screen readers announce each write to the live region, even of the same text.
+  if (elements.statusText.textContent !== text) {
+    elements.statusText.textContent = text;
+  }
 }
 
 function serverModel() {
@@ -896,6 +918,13 @@ function onWorkerReady(model) {
   if (wasUnavailable) {
     onRouteChanged();
     return;
+  }
+  // A model chosen while another one loaded is loaded now.
+  if (!usesServer() && elements.modelSelect.value !== connection.loadedOption) {
+    loadModelInWorker(elements.modelSelect.value);
+    if (connection.requestedOption !== null) {
+      return;
+    }
   }
   updateModelSelect();
   renderStatus();

@@ -307,3 +307,24 @@ def test_keyboard_drawn_line_is_recognised(blank_page):
 
     assert shown_label(page) == "1"
     assert page.locator("#pad").get_attribute("data-pen") == "up"
+
+
+def test_held_space_toggles_pen_once(blank_page):
+    page = blank_page
+    page.focus("#canvas")
+
+    page.evaluate("""() => {
+      const canvas = document.querySelector("#canvas");
+      for (const repeat of [false, true, true]) {
+        canvas.dispatchEvent(new KeyboardEvent("keydown", {key: " ", code: "Space", repeat, bubbles: true, cancelable: true}));
+      }
+    }""")
+
+    assert page.locator("#pad").get_attribute("data-pen") == "down"
+    previous = result_id(page)
+    page.keyboard.press("Space")
+    wait_for_result(page, previous)
+    assert page.locator("#pad").get_attribute("data-pen") == "up"
+    # One stroke, so one undo empties the drawing.
+    page.click("#undo")
+    page.wait_for_function("document.querySelector('#empty-hint').checkVisibility()")

@@ -304,6 +304,34 @@ def test_broken_model_keeps_previous(page_with_extra_models, mnist_test_set):
     assert draw_digit(page, stroke_list) == str(label)
 
 
+def test_model_chosen_during_load_is_loaded_next(ready_page, model_index):
+    page = ready_page
+    versions = {entry["name"]: entry["version"] for entry in model_index["models"]}
+    other = next(name for name in versions if name != model_index["default"])
+
+    # All four changes run before the worker can finish loading the first one.
+    page.evaluate("""([other, chosen]) => {
+      const select = document.querySelector("#model-select");
+      const useServer = document.querySelector("#use-server");
+      const change = (element) => element.dispatchEvent(new Event("change", {bubbles: true}));
+      select.value = other;
+      change(select);
+      useServer.checked = true;
+      change(useServer);
+      select.value = chosen;
+      change(select);
+      useServer.checked = false;
+      change(useServer);
+    }""", [other, model_index["default"]])
+    page.wait_for_function(
+        "text => document.querySelector('#status').dataset.state === 'ready'"
+        " && document.querySelector('#status-text').textContent === text",
+        arg=f"Ready: model {model_index['default']}, version {versions[model_index['default']]}")
+
+    assert page.input_value("#model-select") == model_index["default"]
+    assert page.locator("#status").get_attribute("data-source") == "browser"
+
+
 # The request queue, with the worker's messages delayed
 
 def test_report_link_follows_model(page_with_extra_models, site_url, default_entry):
