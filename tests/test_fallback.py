@@ -17,7 +17,7 @@ from PIL import Image
 
 import digits
 from conftest import wait_until_ready
-from test_e2e import (TRACEBACK_MARKERS, clear, draw_digit, result_id, shown_label, shown_probabilities,
+from test_e2e import (TRACEBACK_MARKERS, clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities,
                       strokes_on_canvas, traced_digit, wait_for_result)
 
 pytestmark = [pytest.mark.browser, pytest.mark.mnist]
@@ -404,15 +404,7 @@ def test_server_requests_one_at_a_time(new_page, site_url):
     page.add_init_script(SLOW_SERVER_SCRIPT)
     page.goto(site_url)
     wait_until_ready(page)
-    box = page.locator("#canvas").bounding_box()
-    side = box["width"]
-
-    for index in range(12):
-        x = box["x"] + side * (0.2 + 0.05 * index)
-        page.mouse.move(x, box["y"] + side * 0.3)
-        page.mouse.down()
-        page.mouse.move(x, box["y"] + side * 0.7)
-        page.mouse.up()
+    draw_quick_strokes(page, 12)
     page.wait_for_function("document.body.dataset.busy === 'false' && requestLog.outstanding === 0")
 
     log = page.evaluate("requestLog")

@@ -14,7 +14,7 @@ from PIL import Image
 
 import digits
 from conftest import GuardedPage, wait_until_ready
-from test_e2e import clear, draw_digit, result_id, shown_label, shown_probabilities, traced_digit, wait_for_result
+from test_e2e import clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities, traced_digit, wait_for_result
 
 pytestmark = [pytest.mark.browser, pytest.mark.mnist]
 
@@ -381,15 +381,7 @@ def test_one_worker_request_at_a_time(slow_worker_page):
     wait_until_ready(page)
     clear(page)
     page.evaluate("() => { requestLog.maximum = 0; requestLog.sent = 0; }")
-    box = page.locator("#canvas").bounding_box()
-    side = box["width"]
-
-    for index in range(12):
-        x = box["x"] + side * (0.2 + 0.05 * index)
-        page.mouse.move(x, box["y"] + side * 0.3)
-        page.mouse.down()
-        page.mouse.move(x, box["y"] + side * 0.7)
-        page.mouse.up()
+    draw_quick_strokes(page, 12)
     page.wait_for_function("document.body.dataset.busy === 'false' && requestLog.outstanding === 0")
 
     log = page.evaluate("requestLog")
