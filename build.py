@@ -868,7 +868,7 @@ class SiteAndApiRequestHandler(SiteRequestHandler):
             self.wfile.write(data)
 
     def read_api_body(self) -> bytes | None:
-        """Read the request body, or answer the request with an error and return None."""
+        """Return the request body, or send an error response and return None."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             self.send_api_error(411, "length_required", "send the request body with a Content-Length header; "

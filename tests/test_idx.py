@@ -121,5 +121,5 @@ def test_read_idx_rejects_forged_huge_shape(tmp_path):
 def test_load_mnist_rejects_empty_split(tmp_path):
     make_mnist_folder(tmp_path, np.zeros((0, 28, 28)), np.zeros(0))
 
-    with pytest.raises(IdxFormatError, match="holds no labels"):
+    with pytest.raises(IdxFormatError, match="contains no labels"):
         load_mnist(tmp_path, "test")

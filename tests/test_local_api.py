@@ -301,7 +301,7 @@ def test_server_keeps_connection_alive(server):
 
 
 def test_server_keep_alive_not_delayed(server):
-    # With Nagle's algorithm on, each keep-alive answer waits about 40 ms for the client's delayed ACK.
+    # With Nagle's algorithm on, each keep-alive response waits about 40 ms for the client's delayed ACK.
     connection = connect(server)
     try:
         started = time.perf_counter()

@@ -80,7 +80,7 @@ def load_mnist(directory, split):
     if labels.ndim != 1:
         raise IdxFormatError(f"{label_path}: expected a 1-dimensional list of labels, got shape {list(labels.shape)}")
     if len(labels) == 0:
-        raise IdxFormatError(f"{label_path} holds no labels; MNIST's {split} split needs at least one image")
+        raise IdxFormatError(f"{label_path} contains no labels; the {split} split needs at least one labelled image")
     if len(images) != len(labels):
         raise IdxFormatError(
             f"{image_path} has {len(images)} images but {label_path} has {len(labels)} labels; the counts must match")

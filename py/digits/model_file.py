@@ -1,6 +1,6 @@
 """The model file: a network as compact, exact JSON, and the Model that runs it.
 
-A file holds the architecture as a list of layers, each array as
+A file contains the architecture as a list of layers, each array as
 {"shape": [...], "dtype": "float32" | "float16", "data": base64 of little-endian bytes},
 the input normalisation, and what training recorded (test accuracy, data checksums,
 settings, per-epoch history).

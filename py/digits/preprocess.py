@@ -54,9 +54,9 @@ def ink_strength(pixels):
 
     The background is the median colour of the border, which works for dark ink on white
     paper and light ink on a dark screen alike. A transparent image is first laid over white
-    and over black, and the one with less ink wins: black ink on a transparent canvas
-    disappears over black, white ink disappears over white, and white paper with transparent
-    margins becomes a large blob over black.
+    and over black, and the one with less visible ink is kept. Black ink on a transparent
+    canvas vanishes over black, and white ink vanishes over white. White paper with
+    transparent margins turns into one large blob over black, so it loses to the white backdrop.
     """
     channels = pixels.shape[2]
     if channels == 4 and pixels[:, :, 3].min() < 0.5:
