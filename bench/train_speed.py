@@ -4,11 +4,12 @@ Run from the repository root with the venv's Python, once PyTorch is installed t
 (it is needed only here, never by the tests):
 
     .venv/bin/pip install torch==2.13.0
-    .venv/bin/python bench/train_speed.py [--batches 100] [--threads N] [--data DIR]
+    .venv/bin/python bench/train_speed.py [--batches 100] [--data DIR]
 
 Each framework trains the same network from the same batches of MNIST training
 images: batch size 128, forward pass, cross-entropy, backward pass and an AdamW
-step, in float32, with numpy's BLAS and PyTorch given the same number of threads.
+step, in float32, on the same number of threads: train.parallel's two threads,
+each with single-threaded BLAS, and PyTorch set to two threads.
 Augmentation and evaluation are left out, because they are not part of what is
 compared. The two frameworks take turns in blocks of batches, with a short
 untimed pause between turns, so that load from other programs on the machine
@@ -48,21 +49,17 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description="Time one epoch of training in numpy and in PyTorch, side by side.")
     parser.add_argument("--batches", type=int, default=100,
                         help=f"batches timed per model and framework, scaled to an epoch of {EPOCH_IMAGES} images (default: 100)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help=f"threads for numpy's BLAS and for PyTorch (default: the number of CPUs, {os.cpu_count()})")
     parser.add_argument("--data", help="folder with the MNIST IDX files (default: $MNIST_DIR, else the download cache of "
                                        "python3 -m train)")
     arguments = parser.parse_args()
-    if arguments.batches < 1 or arguments.threads < 1:
-        parser.error("--batches and --threads must be at least 1")
+    if arguments.batches < 1:
+        parser.error("--batches must be at least 1")
     return arguments
 
 
 ARGUMENTS = parse_arguments()
-# OpenBLAS reads its thread count when numpy is first imported, so these must be set before that import.
-for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = str(ARGUMENTS.threads)
-
+# Importing train first lets it keep BLAS to one thread, which it reads when numpy loads.
+import train  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 import digits  # noqa: E402
@@ -70,6 +67,7 @@ from train.data import DataNotFoundError, DownloadError, find_mnist  # noqa: E40
 from train.memory import keep_freed_memory  # noqa: E402
 from train.model import build_cnn, build_mlp, softmax_cross_entropy  # noqa: E402
 from train.optim import AdamW  # noqa: E402
+from train.parallel import PARTS  # noqa: E402
 
 try:
     import torch
@@ -166,7 +164,7 @@ def time_side_by_side(trainers, batches):
 def main():
     # As `python3 -m train` does. The setting applies to the whole process, so PyTorch runs under it too.
     kept = keep_freed_memory()
-    torch.set_num_threads(ARGUMENTS.threads)
+    torch.set_num_threads(PARTS)
     torch.manual_seed(0)
     try:
         directory = find_mnist(ARGUMENTS.data)
@@ -178,7 +176,7 @@ def main():
     scale = epoch_batches / len(batches)
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"numpy {np.__version__} (BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}), "
+          f"numpy {np.__version__} ({PARTS} threads, BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}), "
           f"PyTorch {torch.__version__} (threads {torch.get_num_threads()}); freed memory kept in the process: {kept}")
     print(f"timed: {len(batches)} batches of {BATCH_SIZE} per model and framework, after {WARM_UP_BATCHES} warm-up batches; "
           f"times below are scaled by {epoch_batches}/{len(batches)} to one epoch of {EPOCH_IMAGES:,} images")

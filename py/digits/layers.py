@@ -15,13 +15,16 @@ def im2col(x, kernel_height, kernel_width):
     columns are ordered (kh, kw, C), the same order as a conv2d weight [kh, kw, cin, cout]
     reshaped to a matrix, so a convolution becomes one matrix product.
     """
-    n, height, width, channels = x.shape
-    out_height = height - kernel_height + 1
-    out_width = width - kernel_width + 1
+    windows = window_view(x, kernel_height, kernel_width)
+    n, out_height, out_width = windows.shape[:3]
+    return windows.reshape(n * out_height * out_width, -1)
+
+
+def window_view(x, kernel_height, kernel_width):
+    """Return a view of x (N, H, W, C) of shape (N, H_out, W_out, kh, kw, C): every kernel-sized window, without copying."""
     windows = np.lib.stride_tricks.sliding_window_view(x, (kernel_height, kernel_width), axis=(1, 2))
     # sliding_window_view puts the window axes last: (N, Ho, Wo, C, kh, kw).
-    windows = windows.transpose(0, 1, 2, 4, 5, 3)
-    return windows.reshape(n * out_height * out_width, kernel_height * kernel_width * channels)
+    return windows.transpose(0, 1, 2, 4, 5, 3)
 
 
 def pad_same(x, kernel_height, kernel_width):
