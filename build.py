@@ -20,6 +20,7 @@ import base64
 import errno
 import functools
 import hashlib
+import html.parser
 import http.client
 import http.server
 import json
@@ -58,6 +59,17 @@ SETUP_STAMP_NAME = "digits-setup-stamp.json"
 NODE_STAMP_NAME = ".digits-package-lock.sha256"
 
 SITE_PAGE_FILES = ("index.html", "style.css", "app.js", "worker.js", "api.js")
+# The page's files that dist/ contains under content-hashed names, each after the files it names,
+# because setting a reference changes the hash of the file that contains it.
+HASHED_PAGE_FILES = ("style.css", "api.js", "worker.js", "app.js")
+# Constants in the page's scripts that name another file or folder of the site: script -> {constant: its
+# value in site/}. site/ keeps the plain names, and the build sets each constant to the name in dist/.
+SCRIPT_CONSTANTS = {
+    "worker.js": {"PACKAGE_FILE": "digits.zip", "PYODIDE_FOLDER": "pyodide/"},
+    "app.js": {"WORKER_SCRIPT": "worker.js"},
+}
+# Hex digits of the sha256 in a content-hashed name such as app.3f9a1c2b.js.
+CONTENT_HASH_LENGTH = 8
 PYODIDE_CORE_FILES = ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
 PYODIDE_WHEEL_PACKAGES = ("numpy", "pillow")
 PYODIDE_CDN_URL = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
@@ -238,10 +250,19 @@ def read_pyodide_lock(lock_path: Path = PYODIDE_LOCK) -> dict:
     except FileNotFoundError:
         raise BuildError(f"{display_path(lock_path)} is missing; run python3 build.py setup "
                          "(it runs npm ci to install the pyodide npm package).") from None
+    except ValueError as error:
+        raise BuildError(f"{display_path(lock_path)} is not valid JSON ({error}); delete node_modules and run "
+                         "python3 build.py setup to reinstall the pyodide npm package.") from None
 
 
 def pyodide_version(lock: dict) -> str:
-    return lock["info"]["version"]
+    """Return the release in pyodide-lock.json, checked to be usable as a folder name."""
+    version = lock.get("info", {}).get("version")
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+-]*", version):
+        raise BuildError(f"pyodide-lock.json has the Pyodide version {version!r}, which is not a valid folder name: "
+                         "expected a release such as \"0.27.7\". Reinstall the pyodide npm package with "
+                         "python3 build.py setup.")
+    return version
 
 
 def wheel_specs(lock: dict, names: tuple[str, ...] = PYODIDE_WHEEL_PACKAGES) -> list[WheelSpec]:
@@ -466,14 +487,14 @@ def reset_dir(path: Path) -> None:
 
 
 def copy_site_files(site_dir: Path, dist_dir: Path) -> None:
-    """Copy everything in site/ except models/, which build_models handles."""
+    """Copy everything in site/ except models/ and the page files, which build_models and write_page_files handle."""
     for name in SITE_PAGE_FILES:
         if not (site_dir / name).is_file():
             log(f"warning: {display_path(site_dir / name)} is missing, so dist/ has no {name}")
     if not site_dir.is_dir():
         return
     for entry in sorted(site_dir.iterdir()):
-        if entry.name.startswith(".") or entry.name in ("models", "__pycache__"):
+        if entry.name.startswith(".") or entry.name in ("models", "__pycache__", *SITE_PAGE_FILES):
             continue
         if entry.is_dir():
             shutil.copytree(entry, dist_dir / entry.name, ignore=shutil.ignore_patterns("__pycache__", ".*"))
@@ -540,17 +561,26 @@ def build_model_index(models_dir: Path) -> dict:
 
 
 def build_models(models_dir: Path, dist_models_dir: Path) -> dict:
+    """Write the model files under content-hashed names and an index.json that lists those names."""
     index = build_model_index(models_dir)
     dist_models_dir.mkdir(parents=True, exist_ok=True)
     for entry in index["models"]:
-        shutil.copy2(models_dir / entry["file"], dist_models_dir / entry["file"])
+        source = models_dir / entry["file"]
+        entry["file"] = write_content_hashed(dist_models_dir, source.name, source.read_bytes())
     (dist_models_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     if not index["models"]:
         log(f"warning: {display_path(models_dir)} has no model files, so the page has no model to load")
     return index
 
 
-def copy_pyodide_runtime(node_pyodide_dir: Path, dist_pyodide_dir: Path, wheels: dict[str, Path]) -> None:
+def copy_pyodide_runtime(node_pyodide_dir: Path, dist_dir: Path, wheels: dict[str, Path]) -> str:
+    """Copy the runtime and the wheels into pyodide/<version>/ of `dist_dir`, and return that folder's name.
+
+    A new Pyodide release then gets a new folder, so browsers may keep the files of a release for good.
+    """
+    version = pyodide_version(read_pyodide_lock(node_pyodide_dir / "pyodide-lock.json"))
+    folder = f"pyodide/{version}/"
+    dist_pyodide_dir = dist_dir / folder
     dist_pyodide_dir.mkdir(parents=True, exist_ok=True)
     for name in PYODIDE_CORE_FILES:
         source = node_pyodide_dir / name
@@ -560,6 +590,140 @@ def copy_pyodide_runtime(node_pyodide_dir: Path, dist_pyodide_dir: Path, wheels:
         shutil.copy2(source, dist_pyodide_dir / name)
     for wheel in wheels.values():
         shutil.copy2(wheel, dist_pyodide_dir / wheel.name)
+    return folder
+
+
+# --- content-hashed names -------------------------------------------------------------------------
+
+def content_hashed_name(name: str, data: bytes) -> str:
+    """Insert the sha256 prefix of `data` before the extension of `name`: app.js becomes app.3f9a1c2b.js."""
+    stem, suffix = os.path.splitext(name)
+    return f"{stem}.{hashlib.sha256(data).hexdigest()[:CONTENT_HASH_LENGTH]}{suffix}"
+
+
+def has_content_hash(path: Path) -> bool:
+    """Tell whether the name of `path` is the content-hashed name of its current content."""
+    match = re.fullmatch(rf"(.+)\.[0-9a-f]{{{CONTENT_HASH_LENGTH}}}(\.[^.]+)?", path.name)
+    if match is None or not path.is_file():
+        return False
+    return content_hashed_name(match[1] + (match[2] or ""), path.read_bytes()) == path.name
+
+
+def write_content_hashed(folder: Path, name: str, data: bytes) -> str:
+    """Write `data` into `folder` under the content-hashed form of `name`, and return that name."""
+    hashed_name = content_hashed_name(name, data)
+    (folder / hashed_name).write_bytes(data)
+    return hashed_name
+
+
+def rename_with_content_hash(path: Path) -> str:
+    """Rename `path` to the content-hashed form of its name, and return the new name."""
+    hashed_name = content_hashed_name(path.name, path.read_bytes())
+    path.rename(path.with_name(hashed_name))
+    return hashed_name
+
+
+def set_script_constants(source: str, values: dict[str, str], script_name: str) -> str:
+    """Set each line `const NAME = "...";` of a script to the JSON string of values[NAME].
+
+    Raises BuildError unless each constant is declared exactly once in that form. Otherwise the page in
+    dist/ would request a file by its name in site/, which dist/ does not contain.
+    """
+    for name, value in values.items():
+        declaration = re.compile(rf'^(const {re.escape(name)} = )"[^"\n]*";$', re.MULTILINE)
+        found = len(declaration.findall(source))
+        if found != 1:
+            raise BuildError(f"{script_name} must declare {name} once, as a line `const {name} = \"...\";` that "
+                             f"the build sets to {value!r}; it has {found} such lines.")
+        source = declaration.sub(lambda match: match[1] + json.dumps(value) + ";", source)
+    return source
+
+
+@dataclass(frozen=True)
+class PageReference:
+    """The src of a <script> or the href of a <link> in a page, with the raw start tag and its offset."""
+    offset: int
+    tag_text: str
+    attribute: str
+    value: str
+
+
+class PageReferenceParser(html.parser.HTMLParser):
+    """Collects the PageReference of every <script src> and <link href> of a page."""
+
+    REFERENCE_ATTRIBUTES = {"script": "src", "link": "href"}
+
+    def __init__(self, page_text: str):
+        super().__init__(convert_charrefs=True)
+        self.line_offsets = [0] + [match.end() for match in re.finditer("\n", page_text)]
+        self.references: list[PageReference] = []
+
+    def handle_starttag(self, tag, attrs):
+        attribute = self.REFERENCE_ATTRIBUTES.get(tag)
+        value = dict(attrs).get(attribute) if attribute else None
+        if value:
+            line, column = self.getpos()
+            self.references.append(PageReference(self.line_offsets[line - 1] + column, self.get_starttag_text(),
+                                                 attribute, value))
+
+
+def find_page_references(page_text: str) -> list[PageReference]:
+    parser = PageReferenceParser(page_text)
+    parser.feed(page_text)
+    parser.close()
+    return parser.references
+
+
+def set_tag_attribute(tag_text: str, attribute: str, old_value: str, new_value: str) -> str | None:
+    """Return the start tag with `attribute` changed from `old_value` to `new_value`, or None if it is not there."""
+    pattern = rf"(\s{attribute}\s*=\s*)([\"']?){re.escape(old_value)}\2(?=[\s/>])"
+    new_tag_text, replaced = re.subn(pattern, lambda match: f"{match[1]}{match[2]}{new_value}{match[2]}",
+                                     tag_text, count=1, flags=re.IGNORECASE)
+    return new_tag_text if replaced == 1 else None
+
+
+def rewrite_page_references(page_text: str, dist_names: dict[str, str], page_name: str = "index.html") -> str:
+    """Return the page with each <script src> and <link href> that is a key of `dist_names` set to its value."""
+    pieces = []
+    position = 0
+    for reference in find_page_references(page_text):
+        if reference.value not in dist_names:
+            continue
+        new_tag_text = set_tag_attribute(reference.tag_text, reference.attribute, reference.value,
+                                         dist_names[reference.value])
+        # The parser returns the attribute's value with character references decoded, so the raw tag may
+        # spell it differently.
+        if new_tag_text is None:
+            raise BuildError(f"{page_name}: the {reference.attribute} attribute in {reference.tag_text} could not "
+                             f"be set to {dist_names[reference.value]}; write {reference.value} there without "
+                             "character references.")
+        pieces += [page_text[position:reference.offset], new_tag_text]
+        position = reference.offset + len(reference.tag_text)
+    pieces.append(page_text[position:])
+    return "".join(pieces)
+
+
+def write_page_files(site_dir: Path, dist_dir: Path, dist_names: dict[str, str]) -> dict[str, str]:
+    """Write the page's scripts and stylesheet under content-hashed names, then index.html, which names them.
+
+    `dist_names` maps names in site/ to names in dist/ and must already contain the targets of
+    SCRIPT_CONSTANTS that are not page files. Returns it with the page files added.
+    """
+    dist_names = dict(dist_names)
+    for name in HASHED_PAGE_FILES:
+        source = site_dir / name
+        if not source.is_file():
+            continue
+        text = source.read_text(encoding="utf-8")
+        constants = {constant: dist_names[target] for constant, target in SCRIPT_CONSTANTS.get(name, {}).items()
+                     if target in dist_names}
+        text = set_script_constants(text, constants, display_path(source))
+        dist_names[name] = write_content_hashed(dist_dir, name, text.encode("utf-8"))
+    page = site_dir / "index.html"
+    if page.is_file():
+        page_text = rewrite_page_references(page.read_text(encoding="utf-8"), dist_names, display_path(page))
+        (dist_dir / "index.html").write_text(page_text, encoding="utf-8")
+    return dist_names
 
 
 def normalise_api_url(api_url: str) -> str:
@@ -582,14 +746,21 @@ def write_site_config(dist_dir: Path, api_url: str) -> None:
 
 def assemble_dist(dist_dir: Path, wheels: dict[str, Path], site_dir: Path = SITE_DIR,
                   package_dir: Path = PACKAGE_DIR, node_pyodide_dir: Path = NODE_PYODIDE_DIR,
-                  api_url: str | None = None) -> None:
-    """Rebuild `dist_dir` from scratch: site files, config.json, digits.zip, models/ and pyodide/."""
+                  api_url: str | None = None) -> dict[str, str]:
+    """Rebuild `dist_dir` from scratch: site files, config.json, digits.zip, models/ and pyodide/<version>/.
+
+    The page's scripts and stylesheet, digits.zip and the model files get content-hashed names, so a
+    changed file always has a new URL. index.html, config.json, models/index.json and reports/ keep
+    their names. Returns {name in site/: name in dist/} for the page files, digits.zip and pyodide/.
+    """
     reset_dir(dist_dir)
     copy_site_files(site_dir, dist_dir)
     write_site_config(dist_dir, api_url or DEFAULT_API_URL)
+    pyodide_folder = copy_pyodide_runtime(node_pyodide_dir, dist_dir, wheels)
     zip_package(package_dir, dist_dir / "digits.zip")
+    dist_names = {"pyodide/": pyodide_folder, "digits.zip": rename_with_content_hash(dist_dir / "digits.zip")}
     build_models(site_dir / "models", dist_dir / "models")
-    copy_pyodide_runtime(node_pyodide_dir, dist_dir / "pyodide", wheels)
+    return write_page_files(site_dir, dist_dir, dist_names)
 
 
 def format_size(size: int) -> str:
@@ -1051,8 +1222,8 @@ DEPLOY_SITE_DIR = CACHE_DIR / "deploy" / "site"
 DEFAULT_AWS_REGION = "us-east-1"
 DEFAULT_LAMBDA_MEMORY_MB = 1024
 DEFAULT_LAMBDA_TIMEOUT_SECONDS = 30
-# Wheels carry their version in the file name, so a changed file always gets a new name. Other files,
-# pyodide/'s core files included, keep their names across releases and are revalidated on each load.
+# Cache-Control of the files whose URL changes whenever their content does (see cache_control_for).
+# Browsers revalidate the other files on every load.
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 REVALIDATE_CACHE_CONTROL = "no-cache"
 UPLOADED_LAST = (SITE_CONFIG_NAME, "index.html")
@@ -1148,13 +1319,33 @@ def check_replaceable_site_dir(site_dir: Path) -> None:
     """Stop unless site_dir is missing, empty, or a site built earlier, because the build deletes it first."""
     if not site_dir.exists() or not any(site_dir.iterdir()):
         return
-    if not (site_dir / "pyodide" / "pyodide-lock.json").is_file():
+    if not any(site_dir.glob("pyodide/**/pyodide-lock.json")):
         raise BuildError(f"--site-dir {site_dir} is not empty and is not a site built by build.py; the build would "
                          "delete it first. Pass a new or empty folder.")
 
 
-def cache_control_for(path: Path) -> str:
-    return IMMUTABLE_CACHE_CONTROL if path.suffix == ".whl" else REVALIDATE_CACHE_CONTROL
+def in_versioned_pyodide_folder(site_dir: Path, relative: str) -> bool:
+    """Tell whether `relative` lies in pyodide/<version>/ and that folder's pyodide-lock.json is of that version."""
+    parts = relative.split("/")
+    if len(parts) < 3 or parts[0] != "pyodide":
+        return False
+    try:
+        lock = json.loads((site_dir / "pyodide" / parts[1] / "pyodide-lock.json").read_text(encoding="utf-8"))
+        return lock["info"]["version"] == parts[1]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def cache_control_for(site_dir: Path, relative: str) -> str:
+    """Return the Cache-Control header of the file `relative`, a POSIX path inside the built site `site_dir`.
+
+    Browsers may keep a file for a year without asking again only when its URL changes with its content:
+    a content-hashed name that matches the content, or the folder of one Pyodide release. Everything else,
+    the entry points index.html, config.json, models/index.json and reports/ among them, is revalidated.
+    """
+    if has_content_hash(site_dir / relative) or in_versioned_pyodide_folder(site_dir, relative):
+        return IMMUTABLE_CACHE_CONTROL
+    return REVALIDATE_CACHE_CONTROL
 
 
 def upload_groups(site_dir: Path) -> list[tuple[str, str, list[str]]]:
@@ -1167,7 +1358,7 @@ def upload_groups(site_dir: Path) -> list[tuple[str, str, list[str]]]:
         if path.is_file():
             relative = path.relative_to(site_dir).as_posix()
             order = UPLOADED_LAST.index(relative) + 1 if relative in UPLOADED_LAST else 0
-            key = (order, content_type_for(path), cache_control_for(path))
+            key = (order, content_type_for(path), cache_control_for(site_dir, relative))
             groups.setdefault(key, []).append(relative)
     return [(content_type, cache_control, names) for (_, content_type, cache_control), names in sorted(groups.items())]
 

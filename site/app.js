@@ -38,6 +38,9 @@
  */
 "use strict";
 
+// build.py sets this to the name of worker.js in dist/, which carries a content hash.
+const WORKER_SCRIPT = "worker.js";
+
 // The worker gets a small fixed-size copy of the drawing so that Pyodide has little to preprocess.
 const NETWORK_INPUT_SIDE = 140;
 // MNIST strokes are about 2-3 px wide in the 20 px box that contains the digit, so about 1/14 of the canvas.
@@ -999,9 +1002,9 @@ function startWorker() {
     return;
   }
   try {
-    connection.worker = new Worker("worker.js");
+    connection.worker = new Worker(WORKER_SCRIPT);
   } catch (error) {
-    giveUpOnWorker(`The worker script (worker.js) could not be started: ${error.message}`);
+    giveUpOnWorker(`The worker script (${WORKER_SCRIPT}) could not be started: ${error.message}`);
     return;
   }
   connection.worker.addEventListener("message", onWorkerMessage);
@@ -1009,7 +1012,7 @@ function startWorker() {
     event.preventDefault();
     const detail = event.message ? `: ${event.message}` : ". It could not be downloaded or has a syntax error.";
     connection.worker.terminate();
-    giveUpOnWorker(`The worker script (worker.js) stopped${detail}`);
+    giveUpOnWorker(`The worker script (${WORKER_SCRIPT}) stopped${detail}`);
   });
   connection.readyTimer = setTimeout(onWorkerSlow, WORKER_READY_TIMEOUT_MS);
 }

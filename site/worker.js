@@ -18,16 +18,21 @@
  */
 "use strict";
 
+// build.py sets these to the names in dist/: digits.zip with a content hash in its name, and the
+// folder named after the Pyodide version, such as "pyodide/0.27.7/".
+const PACKAGE_FILE = "digits.zip";
+const PYODIDE_FOLDER = "pyodide/";
+
 let pyodideScriptError = null;
 try {
-  importScripts("pyodide/pyodide.js");
+  importScripts(`${PYODIDE_FOLDER}pyodide.js`);
 } catch (error) {
   pyodideScriptError = error;
 }
 
 const SITE_URL = new URL("./", self.location.href);
-const PYODIDE_URL = new URL("pyodide/", SITE_URL).href;
-const PACKAGE_URL = new URL("digits.zip", SITE_URL);
+const PYODIDE_URL = new URL(PYODIDE_FOLDER, SITE_URL).href;
+const PACKAGE_URL = new URL(PACKAGE_FILE, SITE_URL);
 const MODELS_URL = new URL("models/", SITE_URL);
 const PACKAGE_DIR = "/home/pyodide/py";
 
@@ -134,7 +139,7 @@ function loadPyodideOrReportWasmFailure(options) {
     originalWarn.apply(console, args);
     if (failureAnnounced) {
       const reason = args[0] && args[0].message ? args[0].message : String(args[0]);
-      rejectOnWasmFailure(new Error(`pyodide/pyodide.asm.wasm could not be loaded or compiled (${reason})`));
+      rejectOnWasmFailure(new Error(`${PYODIDE_FOLDER}pyodide.asm.wasm could not be loaded or compiled (${reason})`));
     } else if (args[0] === "wasm instantiation failed!") {
       failureAnnounced = true;
     }
@@ -152,9 +157,9 @@ async function listMissingRuntimeFiles() {
   const checks = RUNTIME_FILES.map(async (name) => {
     try {
       const response = await fetch(new URL(name, PYODIDE_URL), { method: "HEAD" });
-      return response.ok ? null : `pyodide/${name} (HTTP status ${response.status})`;
+      return response.ok ? null : `${PYODIDE_FOLDER}${name} (HTTP status ${response.status})`;
     } catch (error) {
-      return `pyodide/${name} (${error.message})`;
+      return `${PYODIDE_FOLDER}${name} (${error.message})`;
     }
   });
   return (await Promise.all(checks)).filter((problem) => problem !== null);
@@ -180,7 +185,7 @@ async function findMissingWheel(name) {
     const lock = await (await fetchChecked(new URL("pyodide-lock.json", PYODIDE_URL))).json();
     const fileName = lock.packages[name.toLowerCase()].file_name;
     const response = await fetch(new URL(fileName, PYODIDE_URL), { method: "HEAD" });
-    return response.ok ? null : `could not download pyodide/${fileName} (HTTP status ${response.status})`;
+    return response.ok ? null : `could not download ${PYODIDE_FOLDER}${fileName} (HTTP status ${response.status})`;
   } catch (error) {
     console.error(`worker.js: the ${name} wheel could not be checked`, error);
     return null;
@@ -216,7 +221,7 @@ function startDownloads() {
 
 async function start() {
   if (pyodideScriptError) {
-    throw new Error("Loading the Python runtime (Pyodide) failed: could not download pyodide/pyodide.js "
+    throw new Error(`Loading the Python runtime (Pyodide) failed: could not download ${PYODIDE_FOLDER}pyodide.js `
       + `(${describeError(pyodideScriptError)})`);
   }
   if (typeof WebAssembly !== "object") {

@@ -4,6 +4,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shutil
 import sys
 import threading
 import urllib.error
@@ -19,6 +21,10 @@ NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
 PILLOW_WHEEL = "pillow-10.2.0-cp312-cp312-pyodide_2024_0_wasm32.whl"
 NUMPY_BYTES = b"fake numpy wheel"
 PILLOW_BYTES = b"fake pillow wheel"
+# Names in dist/ that carry a content hash: the name in site/ with 8 hex digits before the extension.
+HASHED_NAME = re.compile(r"(?P<stem>.+)\.(?P<hash>[0-9a-f]{8})(?P<suffix>\.[^.]+)")
+# Files of dist/ that keep their names, because the visitor or the page requests them by a fixed URL.
+ENTRY_POINTS = ("index.html", "config.json", "models/index.json")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -465,6 +471,230 @@ def test_zip_package_is_reproducible(tmp_path):
     assert (tmp_path / "first.zip").read_bytes() == (tmp_path / "second.zip").read_bytes()
 
 
+# --- content-hashed names -------------------------------------------------------------------------
+
+def test_content_hashed_name_exact():
+    # The sha256 of no bytes starts with e3b0c442.
+    assert build.content_hashed_name("app.js", b"") == "app.e3b0c442.js"
+    assert build.content_hashed_name("pyodide.asm.wasm", b"") == "pyodide.asm.e3b0c442.wasm"
+    assert build.content_hashed_name("app.js", b"x") == f"app.{sha256_hex(b'x')[:8]}.js"
+
+
+def test_has_content_hash(tmp_path):
+    for name in ("app.e3b0c442.js", "app.00000000.js", "app.js"):
+        (tmp_path / name).write_bytes(b"")
+
+    assert build.has_content_hash(tmp_path / "app.e3b0c442.js")
+    assert not build.has_content_hash(tmp_path / "app.00000000.js")
+    assert not build.has_content_hash(tmp_path / "app.js")
+    assert not build.has_content_hash(tmp_path / "gone.e3b0c442.js")
+
+
+def test_set_script_constants_exact():
+    source = 'const A = "a.js";\nconst B = "b/";\nuse(A, "const A = \\"x\\";");\n'
+
+    assert build.set_script_constants(source, {"A": "a.123.js"}, "s.js") == (
+        'const A = "a.123.js";\nconst B = "b/";\nuse(A, "const A = \\"x\\";");\n')
+
+
+@pytest.mark.parametrize(("source", "count"), [
+    ('let A = "a.js";\n', 0),
+    ('  const A = "a.js";\n', 0),
+    ('const A = "a.js";\nconst A = "a.js";\n', 2),
+])
+def test_set_script_constants_needs_one_line(source, count):
+    with pytest.raises(build.BuildError, match=f"s.js must declare A once.*it has {count} such lines"):
+        build.set_script_constants(source, {"A": "a.123.js"}, "s.js")
+
+
+PAGE = """<!doctype html>
+<html><head>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="style.css">
+  <script src='api.js' defer></script>
+  <SCRIPT defer SRC=app.js></SCRIPT>
+  <script src="other.js"></script>
+</head><body><a href="app.js">app.js</a></body></html>
+"""
+
+
+def test_rewrite_page_references_exact():
+    dist_names = {"style.css": "style.1.css", "api.js": "api.2.js", "app.js": "app.3.js"}
+
+    assert build.rewrite_page_references(PAGE, dist_names) == PAGE.replace(
+        'href="style.css"', 'href="style.1.css"').replace("src='api.js'", "src='api.2.js'").replace(
+        "SRC=app.js", "SRC=app.3.js")
+
+
+def test_rewrite_page_references_character_reference():
+    with pytest.raises(build.BuildError, match="write app.js there without character references"):
+        build.rewrite_page_references('<script src="app&#46;js"></script>', {"app.js": "app.3.js"})
+
+
+@pytest.fixture
+def build_inputs(tmp_path, wheel_folder):
+    """Arguments of assemble_dist: site/'s page files with one small model, a tiny package, a stand-in Pyodide."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in build.SITE_PAGE_FILES:
+        shutil.copy(build.SITE_DIR / name, site / name)
+    write_model(site / "models", "mlp.json", "mlp")
+    (site / "reports").mkdir()
+    (site / "reports" / "mlp.html").write_text("<!doctype html><title>report</title>")
+    package = tmp_path / "digits"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    node_pyodide = tmp_path / "node_pyodide"
+    node_pyodide.mkdir()
+    for name in build.PYODIDE_CORE_FILES:
+        (node_pyodide / name).write_text(name)
+    (node_pyodide / "pyodide-lock.json").write_text(json.dumps(fake_lock()))
+    wheels = {"numpy": wheel_folder / NUMPY_WHEEL, "pillow": wheel_folder / PILLOW_WHEEL}
+    return {"wheels": wheels, "site_dir": site, "package_dir": package, "node_pyodide_dir": node_pyodide}
+
+
+def assemble(dist: Path, inputs: dict) -> dict[str, str]:
+    return build.assemble_dist(dist, inputs["wheels"], site_dir=inputs["site_dir"], package_dir=inputs["package_dir"],
+                               node_pyodide_dir=inputs["node_pyodide_dir"])
+
+
+def dist_files(dist: Path) -> list[str]:
+    return sorted(path.relative_to(dist).as_posix() for path in dist.rglob("*") if path.is_file())
+
+
+def names_without_hash(dist: Path) -> dict[str, str]:
+    """{file in dist/ with a content hash: its name without the hash}, for every file outside pyodide/."""
+    names = {}
+    for relative in dist_files(dist):
+        match = HASHED_NAME.fullmatch(relative)
+        if match and not relative.startswith("pyodide/"):
+            names[relative] = match["stem"] + match["suffix"]
+    return names
+
+
+def names_by_original(dist: Path) -> dict[str, str]:
+    """{name in site/: file name in dist/} for the files with a content hash."""
+    return {original: Path(relative).name for relative, original in names_without_hash(dist).items()}
+
+
+def references(dist: Path) -> list[tuple[str, str]]:
+    """(file, path in dist/ it names) for each file named by index.html, app.js, worker.js and models/index.json."""
+    found = []
+    page = (dist / "index.html").read_text(encoding="utf-8")
+    for value in re.findall(r'<(?:script|link)\b[^>]*\s(?:src|href)="([^"]+)"', page):
+        if not value.startswith("data:"):
+            found.append(("index.html", value))
+    for script in sorted(dist.glob("*.js")):
+        text = script.read_text(encoding="utf-8")
+        for constant, value in re.findall(r'^const (WORKER_SCRIPT|PACKAGE_FILE|PYODIDE_FOLDER) = "([^"]*)";$',
+                                          text, re.MULTILINE):
+            # The worker loads pyodide.js from that folder, and pyodide.js loads the rest from there.
+            found.append((script.name, value + "pyodide.js" if constant == "PYODIDE_FOLDER" else value))
+    index = json.loads((dist / "models" / "index.json").read_text(encoding="utf-8"))
+    found += [("models/index.json", f"models/{entry['file']}") for entry in index["models"]]
+    return found
+
+
+def test_assemble_dist_hashes_names(tmp_path, build_inputs):
+    dist = tmp_path / "dist"
+
+    assemble(dist, build_inputs)
+
+    hashed = names_without_hash(dist)
+    assert sorted(hashed.values()) == ["api.js", "app.js", "digits.zip", "models/mlp.json", "style.css", "worker.js"]
+    for relative in hashed:
+        assert HASHED_NAME.fullmatch(relative)["hash"] == sha256_hex((dist / relative).read_bytes())[:8], relative
+
+
+def test_assemble_dist_keeps_entry_points(tmp_path, build_inputs):
+    dist = tmp_path / "dist"
+
+    assemble(dist, build_inputs)
+
+    for name in (*ENTRY_POINTS, "reports/mlp.html"):
+        assert (dist / name).is_file(), name
+    assert (dist / "reports" / "mlp.html").read_text() == "<!doctype html><title>report</title>"
+
+
+def test_assemble_dist_returns_names(tmp_path, build_inputs):
+    dist = tmp_path / "dist"
+
+    dist_names = assemble(dist, build_inputs)
+
+    assert sorted(dist_names) == ["api.js", "app.js", "digits.zip", "pyodide/", "style.css", "worker.js"]
+    assert dist_names["pyodide/"] == "pyodide/0.27.7/"
+    for name, dist_name in dist_names.items():
+        assert (dist / dist_name).exists(), name
+
+
+def test_assemble_dist_references_exist(tmp_path, build_inputs):
+    dist = tmp_path / "dist"
+
+    dist_names = assemble(dist, build_inputs)
+
+    assert sorted(references(dist)) == sorted([
+        ("index.html", dist_names["style.css"]),
+        ("index.html", dist_names["api.js"]),
+        ("index.html", dist_names["app.js"]),
+        (dist_names["app.js"], dist_names["worker.js"]),
+        (dist_names["worker.js"], dist_names["digits.zip"]),
+        (dist_names["worker.js"], "pyodide/0.27.7/pyodide.js"),
+        ("models/index.json", f"models/{names_by_original(dist)['models/mlp.json']}"),
+    ])
+    for name, target in references(dist):
+        assert (dist / target).is_file(), f"{name} names {target}, which is not in dist/"
+
+
+def test_worker_change_renames_app(tmp_path, build_inputs):
+    before = assemble(tmp_path / "before", build_inputs)
+    worker = build_inputs["site_dir"] / "worker.js"
+    worker.write_text(worker.read_text() + "// changed\n")
+
+    after = assemble(tmp_path / "after", build_inputs)
+
+    assert after["worker.js"] != before["worker.js"]
+    assert after["app.js"] != before["app.js"]
+    assert after["api.js"] == before["api.js"]
+    assert after["style.css"] == before["style.css"]
+    assert f'src="{after["app.js"]}"' in (tmp_path / "after" / "index.html").read_text()
+
+
+def test_assemble_dist_pyodide_folder(tmp_path, build_inputs):
+    dist = tmp_path / "dist"
+
+    assemble(dist, build_inputs)
+
+    assert [path.name for path in (dist / "pyodide").iterdir()] == ["0.27.7"]
+    assert sorted(path.name for path in (dist / "pyodide" / "0.27.7").iterdir()) == sorted(
+        [*build.PYODIDE_CORE_FILES, NUMPY_WHEEL, PILLOW_WHEEL])
+
+
+@pytest.mark.parametrize("version", ["../0.27.7", "", None])
+def test_assemble_dist_rejects_odd_version(tmp_path, build_inputs, version):
+    lock = fake_lock()
+    lock["info"]["version"] = version
+    (build_inputs["node_pyodide_dir"] / "pyodide-lock.json").write_text(json.dumps(lock))
+
+    with pytest.raises(build.BuildError, match="expected a release such as"):
+        assemble(tmp_path / "dist", build_inputs)
+
+
+def test_assemble_dist_needs_worker_constant(tmp_path, build_inputs):
+    app = build_inputs["site_dir"] / "app.js"
+    app.write_text(app.read_text().replace('const WORKER_SCRIPT = "worker.js";', 'const WORKER_SCRIPT = `worker.js`;'))
+
+    with pytest.raises(build.BuildError, match="app.js must declare WORKER_SCRIPT once"):
+        assemble(tmp_path / "dist", build_inputs)
+
+
+def test_site_scripts_name_plain_files():
+    """site/ served without a build loads the files under their names in site/."""
+    for script, constants in build.SCRIPT_CONSTANTS.items():
+        text = (build.SITE_DIR / script).read_text(encoding="utf-8")
+        for constant, value in constants.items():
+            assert f'\nconst {constant} = "{value}";\n' in text, f"{script}: {constant}"
+
+
 # --- development server ---------------------------------------------------------------------------
 
 SERVED_FILES = {
@@ -619,7 +849,8 @@ def test_dist_has_page(real_dist):
 
 @pytest.mark.slow
 def test_dist_digits_zip(real_dist):
-    with zipfile.ZipFile(real_dist / "digits.zip") as archive:
+    (package,) = real_dist.glob("digits.*.zip")
+    with zipfile.ZipFile(package) as archive:
         names = archive.namelist()
 
     assert "digits/__init__.py" in names
@@ -646,12 +877,44 @@ def test_dist_model_index(real_dist):
 
 @pytest.mark.slow
 def test_dist_pyodide_files(real_dist):
-    pyodide = real_dist / "pyodide"
+    pyodide = real_dist / "pyodide" / "0.27.7"
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     expected_wheels = [lock["packages"][name]["file_name"] for name in ("numpy", "pillow")]
 
     assert lock["info"]["version"] == "0.27.7"
+    assert [path.name for path in (real_dist / "pyodide").iterdir()] == ["0.27.7"]
     assert sorted(path.name for path in pyodide.iterdir()) == sorted([*build.PYODIDE_CORE_FILES, *expected_wheels])
     for name in ("numpy", "pillow"):
         package = lock["packages"][name]
         assert build.sha256_file(pyodide / package["file_name"]) == package["sha256"]
+
+
+@pytest.mark.slow
+def test_dist_names_carry_content_hash(real_dist):
+    hashed = names_without_hash(real_dist)
+    model_files = [f"models/{path.name}" for path in (build.SITE_DIR / "models").glob("*.json")]
+
+    assert sorted(hashed.values()) == sorted(["api.js", "app.js", "digits.zip", "style.css", "worker.js", *model_files])
+    for relative in hashed:
+        assert HASHED_NAME.fullmatch(relative)["hash"] == sha256_hex((real_dist / relative).read_bytes())[:8], relative
+
+
+@pytest.mark.slow
+def test_dist_references_exist(real_dist):
+    found = references(real_dist)
+    names = names_by_original(real_dist)
+
+    assert sorted({name for name, _ in found}) == sorted(["index.html", names["app.js"], names["worker.js"],
+                                                          "models/index.json"])
+    assert sorted(target for name, target in found if name == "index.html") == sorted(
+        [names["api.js"], names["app.js"], names["style.css"]])
+    for name, target in found:
+        assert (real_dist / target).is_file(), f"{name} names {target}, which is not in {real_dist}"
+
+
+@pytest.mark.slow
+def test_dist_entry_points_keep_names(real_dist):
+    for name in ENTRY_POINTS:
+        assert (real_dist / name).is_file(), name
+    assert sorted(path.name for path in (real_dist / "reports").glob("*.html")) == sorted(
+        path.name for path in (build.SITE_DIR / "reports").glob("*.html"))

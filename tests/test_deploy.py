@@ -24,6 +24,9 @@ REGION = "us-east-1"
 BUCKET = "digits-site-test"
 FUNCTION = "digits-api-test"
 SITE_ORIGIN = f"http://{BUCKET}.s3-website-us-east-1.amazonaws.com"
+IMMUTABLE = "public, max-age=31536000, immutable"
+PYODIDE_FOLDER = f"pyodide/{build.pyodide_version(build.read_pyodide_lock())}"
+NUMPY_WHEEL = "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"
 AWS_CLI = str(build.VENV_DIR / "bin" / "aws")
 ASSUME_ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
@@ -41,26 +44,84 @@ def test_s3_website_origin(region, origin):
     assert build.s3_website_origin("b", region) == origin
 
 
+def hashed(name: str, data: bytes) -> str:
+    """The content-hashed form of `name`, computed here rather than by build.py."""
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}.{hashlib.sha256(data).hexdigest()[:8]}.{suffix}"
+
+
+LOCK_0_27_7 = b'{"info": {"version": "0.27.7"}}'
+# A built site's files -> their bytes, with the hashed names computed from those bytes.
+BUILT_SITE = {
+    "index.html": b"page",
+    "config.json": b"{}",
+    "models/index.json": b"{}",
+    "reports/cnn.html": b"report",
+    hashed("app.js", b"app"): b"app",
+    hashed("style.css", b"style"): b"style",
+    hashed("digits.zip", b"zip"): b"zip",
+    hashed("models/mlp.json", b"mlp"): b"mlp",
+    "pyodide/0.27.7/pyodide-lock.json": LOCK_0_27_7,
+    "pyodide/0.27.7/pyodide.asm.wasm": b"wasm",
+    "pyodide/0.27.7/pyodide.js": b"js",
+    "pyodide/0.27.7/python_stdlib.zip": b"stdlib",
+    f"pyodide/0.27.7/{NUMPY_WHEEL}": b"wheel",
+}
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
 def test_upload_groups(tmp_path):
-    for name in ["index.html", "config.json", "app.js", "style.css", "digits.zip", "models/index.json",
-                 "models/mlp.json", "pyodide/pyodide.asm.wasm", "pyodide/pyodide.js",
-                 "pyodide/numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl", "pyodide/python_stdlib.zip"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(name)
+    write_files(tmp_path, BUILT_SITE)
 
     groups = build.upload_groups(tmp_path)
 
     assert groups == [
-        ("application/json", "no-cache", ["models/index.json", "models/mlp.json"]),
-        ("application/octet-stream", "no-cache", ["digits.zip", "pyodide/python_stdlib.zip"]),
-        ("application/octet-stream", "public, max-age=31536000, immutable",
-         ["pyodide/numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"]),
-        ("application/wasm", "no-cache", ["pyodide/pyodide.asm.wasm"]),
-        ("text/css; charset=utf-8", "no-cache", ["style.css"]),
-        ("text/javascript; charset=utf-8", "no-cache", ["app.js", "pyodide/pyodide.js"]),
+        ("application/json", "no-cache", ["models/index.json"]),
+        ("application/json", IMMUTABLE, [hashed("models/mlp.json", b"mlp"), "pyodide/0.27.7/pyodide-lock.json"]),
+        ("application/octet-stream", IMMUTABLE, [hashed("digits.zip", b"zip"), f"pyodide/0.27.7/{NUMPY_WHEEL}",
+                                                 "pyodide/0.27.7/python_stdlib.zip"]),
+        ("application/wasm", IMMUTABLE, ["pyodide/0.27.7/pyodide.asm.wasm"]),
+        ("text/css; charset=utf-8", IMMUTABLE, [hashed("style.css", b"style")]),
+        ("text/html; charset=utf-8", "no-cache", ["reports/cnn.html"]),
+        ("text/javascript; charset=utf-8", IMMUTABLE, [hashed("app.js", b"app"), "pyodide/0.27.7/pyodide.js"]),
         ("application/json", "no-cache", ["config.json"]),
         ("text/html; charset=utf-8", "no-cache", ["index.html"]),
     ]
+
+
+@pytest.mark.parametrize(("name", "data", "cache_control"), [
+    ("index.html", b"page", "no-cache"),
+    ("config.json", b"{}", "no-cache"),
+    ("models/index.json", b"{}", "no-cache"),
+    ("reports/cnn.html", b"report", "no-cache"),
+    (hashed("app.js", b"app"), b"app", IMMUTABLE),
+    (hashed("models/mlp.json", b"mlp"), b"mlp", IMMUTABLE),
+    # A name whose hash is not that of the content: edited after the build, or never hashed.
+    (hashed("app.js", b"app"), b"edited", "no-cache"),
+    ("app.00000000.js", b"app", "no-cache"),
+    ("app.js", b"app", "no-cache"),
+    ("pyodide/0.27.7/pyodide.js", b"js", IMMUTABLE),
+    ("pyodide/pyodide.js", b"js", "no-cache"),
+])
+def test_cache_control_for(tmp_path, name, data, cache_control):
+    write_files(tmp_path, {"pyodide/0.27.7/pyodide-lock.json": LOCK_0_27_7, name: data})
+
+    assert build.cache_control_for(tmp_path, name) == cache_control
+
+
+@pytest.mark.parametrize("lock", [b'{"info": {"version": "0.28.0"}}', b"not json", None])
+def test_cache_control_pyodide_folder_needs_its_lock(tmp_path, lock):
+    files = {"pyodide/0.27.7/pyodide.js": b"js"}
+    if lock is not None:
+        files["pyodide/0.27.7/pyodide-lock.json"] = lock
+    write_files(tmp_path, files)
+
+    assert build.cache_control_for(tmp_path, "pyodide/0.27.7/pyodide.js") == "no-cache"
 
 
 @pytest.mark.parametrize(("stderr", "not_found", "conflict"), [
@@ -184,7 +245,9 @@ def test_dry_run_prints_commands(dry_run):
     assert "would run: aws lambda create-function --function-name digits-api-test --runtime python3.12" in output
     assert "would run: aws lambda create-function-url-config --function-name digits-api-test --auth-type NONE" in output
     assert "would run: aws s3api create-bucket --bucket digits-site-test" in output
-    assert "--include pyodide/pyodide.asm.wasm --content-type application/wasm --cache-control no-cache" in output
+    assert (f"--include {PYODIDE_FOLDER}/pyodide.asm.wasm --content-type application/wasm "
+            f"--cache-control '{IMMUTABLE}'") in output
+    assert "--include index.html --content-type 'text/html; charset=utf-8' --cache-control no-cache" in output
     assert "Dry run: nothing was changed in AWS." in output
     assert "running:" not in output
 
@@ -202,33 +265,40 @@ def test_deploy_uploads_every_file(aws_env, deployed):
 
     assert sorted(item["Key"] for item in listed["Contents"]) == local
     assert "index.html" in local
-    assert "pyodide/pyodide.asm.wasm" in local
+    assert f"{PYODIDE_FOLDER}/pyodide.asm.wasm" in local
 
 
-@pytest.mark.parametrize(("key", "content_type", "cache_control"), [
+# Each pattern matches one file of the built site, because hashed names are known only after the build.
+@pytest.mark.parametrize(("pattern", "content_type", "cache_control"), [
     ("index.html", "text/html; charset=utf-8", "no-cache"),
     ("config.json", "application/json", "no-cache"),
-    ("app.js", "text/javascript; charset=utf-8", "no-cache"),
-    ("style.css", "text/css; charset=utf-8", "no-cache"),
     ("models/index.json", "application/json", "no-cache"),
-    ("pyodide/pyodide.asm.wasm", "application/wasm", "no-cache"),
-    ("pyodide/pyodide.js", "text/javascript; charset=utf-8", "no-cache"),
-    ("digits.zip", "application/octet-stream", "no-cache"),
+    ("reports/cnn.html", "text/html; charset=utf-8", "no-cache"),
+    ("app.*.js", "text/javascript; charset=utf-8", IMMUTABLE),
+    ("worker.*.js", "text/javascript; charset=utf-8", IMMUTABLE),
+    ("style.*.css", "text/css; charset=utf-8", IMMUTABLE),
+    ("digits.*.zip", "application/octet-stream", IMMUTABLE),
+    ("models/mlp.*.json", "application/json", IMMUTABLE),
+    (f"{PYODIDE_FOLDER}/pyodide.asm.wasm", "application/wasm", IMMUTABLE),
+    (f"{PYODIDE_FOLDER}/pyodide.js", "text/javascript; charset=utf-8", IMMUTABLE),
+    (f"{PYODIDE_FOLDER}/pyodide-lock.json", "application/json", IMMUTABLE),
 ])
-def test_deploy_content_types(aws_env, deployed, key, content_type, cache_control):
-    head = aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", key)
+def test_deploy_content_types(aws_env, deployed, pattern, content_type, cache_control):
+    matches = sorted(path.relative_to(deployed["site"]).as_posix() for path in deployed["site"].glob(pattern))
+    assert len(matches) == 1, f"{pattern} matches {matches} in the built site"
+
+    head = aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", matches[0])
 
     assert (head["ContentType"], head["CacheControl"]) == (content_type, cache_control)
 
 
 def test_deploy_wheels_cached_long(aws_env, deployed):
-    wheels = sorted(path.name for path in (deployed["site"] / "pyodide").glob("*.whl"))
+    wheels = sorted(path.name for path in (deployed["site"] / PYODIDE_FOLDER).glob("*.whl"))
 
     assert len(wheels) == 2
     for wheel in wheels:
-        head = aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", f"pyodide/{wheel}")
-        assert (head["ContentType"], head["CacheControl"]) == ("application/octet-stream",
-                                                               "public, max-age=31536000, immutable")
+        head = aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", f"{PYODIDE_FOLDER}/{wheel}")
+        assert (head["ContentType"], head["CacheControl"]) == ("application/octet-stream", IMMUTABLE)
 
 
 def test_deploy_site_website(aws_env, deployed):
@@ -341,6 +411,12 @@ def test_deploy_updates_existing(aws_env, deployed, tmp_path):
 def test_content_type_falls_back_to_mimetypes():
     assert build.content_type_for(Path("photo.jpg")) == "image/jpeg"
     assert build.content_type_for(Path("pyodide.asm.wasm")) == "application/wasm"
+
+
+def test_deploy_replaces_built_site(tmp_path):
+    write_files(tmp_path, {"index.html": b"page", "pyodide/0.27.7/pyodide-lock.json": LOCK_0_27_7})
+
+    build.check_replaceable_site_dir(tmp_path)
 
 
 def test_deploy_refuses_to_replace_unrelated_folder(tmp_path):

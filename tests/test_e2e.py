@@ -115,6 +115,13 @@ def clear(page):
     wait_for_result(page, previous)
 
 
+def built_name(dist_dir, pattern):
+    """The path in dist/ of the one file that `pattern` matches, such as "app.*.js" for app.3f9a1c2b.js."""
+    matches = sorted(path.relative_to(dist_dir).as_posix() for path in dist_dir.glob(pattern))
+    assert len(matches) == 1, f"{pattern} matches {matches} in {dist_dir}"
+    return matches[0]
+
+
 def traceback_markers_in_text(page):
     text = page.locator("body").inner_text()
     return [marker for marker in TRACEBACK_MARKERS if marker in text]
@@ -281,7 +288,7 @@ def test_single_dot_shows_message_without_label(blank_page):
     assert traceback_markers_in_text(page) == []
 
 
-def test_page_loads_nothing_from_other_origins(blank_page, site_url, mnist_test_set):
+def test_page_loads_nothing_from_other_origins(blank_page, site_url, dist_dir, mnist_test_set):
     _, stroke_list = traced_digit(mnist_test_set, 0)
     draw_digit(blank_page, stroke_list)
     guard = blank_page.origin_guard
@@ -289,7 +296,9 @@ def test_page_loads_nothing_from_other_origins(blank_page, site_url, mnist_test_
     assert guard.foreign == []
     loaded = {url[len(site_url):] for url in guard.allowed}
     # The worker's own downloads count too: the guard must see them to be worth anything.
-    for path in ("", "app.js", "worker.js", "pyodide/pyodide.asm.wasm", "digits.zip", "models/index.json"):
+    expected = ["", "models/index.json", *(built_name(dist_dir, pattern) for pattern in (
+        "app.*.js", "worker.*.js", "pyodide/*/pyodide.asm.wasm", "digits.*.zip"))]
+    for path in expected:
         assert path in loaded, f"{site_url}{path} was not requested through the guard; requested: {sorted(loaded)}"
 
 

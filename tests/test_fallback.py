@@ -17,7 +17,7 @@ from PIL import Image
 
 import digits
 from conftest import wait_until_ready
-from test_e2e import (TRACEBACK_MARKERS, clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities,
+from test_e2e import (TRACEBACK_MARKERS, built_name, clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities,
                       strokes_on_canvas, traced_digit, wait_for_result)
 
 pytestmark = [pytest.mark.browser, pytest.mark.mnist]
@@ -150,7 +150,7 @@ def test_no_webassembly_classifies_on_server(new_page, site_url, mnist_test_set,
                         page.locator("#timing").inner_text())
 
 
-def test_no_webassembly_starts_no_worker(new_page, site_url, default_model):
+def test_no_webassembly_starts_no_worker(new_page, site_url, dist_dir, default_model):
     page, recorder = open_without_webassembly(new_page, site_url)
 
     status = page.locator("#status")
@@ -164,7 +164,8 @@ def test_no_webassembly_starts_no_worker(new_page, site_url, default_model):
     assert toggle.is_checked()
     assert toggle.is_disabled()
     assert recorder.paths() == ["api/health"]
-    assert not [url for url in page.origin_guard.allowed if "/pyodide/" in url or url.endswith("worker.js")]
+    worker = built_name(dist_dir, "worker.*.js")
+    assert not [url for url in page.origin_guard.allowed if "/pyodide/" in url or url == f"{site_url}{worker}"]
 
 
 def test_server_photo_is_classified(new_page, site_url, mnist_test_set, default_model):

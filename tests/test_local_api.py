@@ -361,6 +361,7 @@ def fake_build_inputs(tmp_path):
     node_pyodide.mkdir()
     for name in build.PYODIDE_CORE_FILES:
         (node_pyodide / name).write_text(name)
+    (node_pyodide / "pyodide-lock.json").write_text('{"info": {"version": "0.27.7"}}')
     return site, node_pyodide
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import digits
 from conftest import GuardedPage, wait_until_ready
-from test_e2e import clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities, traced_digit, wait_for_result
+from test_e2e import built_name, clear, draw_digit, draw_quick_strokes, result_id, shown_label, shown_probabilities, traced_digit, wait_for_result
 
 pytestmark = [pytest.mark.browser, pytest.mark.mnist]
 
@@ -76,6 +76,12 @@ def default_model(dist_dir, default_entry):
     return digits.load_model(dist_dir / "models" / default_entry["file"])
 
 
+@pytest.fixture(scope="module")
+def pyodide_folder(dist_dir):
+    """The Pyodide folder of dist/ as the worker names it, such as "pyodide/0.27.7/"."""
+    return built_name(dist_dir, "pyodide/*/pyodide.js").removesuffix("pyodide.js")
+
+
 def fulfil_not_found(route):
     route.fulfill(status=404, content_type="text/plain", body="not found")
 
@@ -131,40 +137,42 @@ def open_without_webassembly(new_page, site_url, **context_options):
 # Start-up failures: the worker names the file that is missing or broken
 
 @pytest.mark.parametrize("name", ["pyodide.asm.wasm", "pyodide.js"])
-def test_missing_runtime_file_is_named(new_page, site_url, name):
+def test_missing_runtime_file_is_named(new_page, site_url, pyodide_folder, name):
     page = new_page()
-    page.route(f"**/pyodide/{name}", fulfil_not_found)
+    page.route(f"**/{pyodide_folder}{name}", fulfil_not_found)
     page.goto(site_url)
 
     failure = worker_failure(page)
 
+    prefix = f"Loading the Python runtime (Pyodide) failed: could not download {pyodide_folder}{name} ("
     if name == "pyodide.js":
         # The rest is Chromium's own wording for a failed importScripts.
-        assert failure.startswith("Loading the Python runtime (Pyodide) failed: could not download pyodide/pyodide.js (")
+        assert failure.startswith(prefix)
     else:
-        assert failure == f"Loading the Python runtime (Pyodide) failed: could not download pyodide/{name} (HTTP status 404)"
+        assert failure == f"{prefix}HTTP status 404)"
     assert page.locator("#status").get_attribute("data-source") == "server"
 
 
-def test_missing_package_is_named(new_page, site_url):
+def test_missing_package_is_named(new_page, site_url, dist_dir):
+    package = built_name(dist_dir, "digits.*.zip")
     page = new_page()
-    page.route("**/digits.zip", fulfil_not_found)
+    page.route(f"**/{package}", fulfil_not_found)
     page.goto(site_url)
 
     failure = worker_failure(page)
 
-    assert failure == f"Loading the digits package failed: could not download {site_url}digits.zip (HTTP status 404)"
+    assert failure == f"Loading the digits package failed: could not download {site_url}{package} (HTTP status 404)"
 
 
 def test_missing_numpy_wheel_is_named(new_page, site_url, dist_dir):
-    wheel = next((dist_dir / "pyodide").glob("numpy-*.whl")).name
+    wheel = built_name(dist_dir, "pyodide/*/numpy-*.whl")
     page = new_page()
-    page.route(f"**/pyodide/{wheel}", fulfil_not_found)
+    page.route(f"**/{wheel}", fulfil_not_found)
     page.goto(site_url)
 
     failure = worker_failure(page)
 
-    assert failure == f"Loading numpy failed: could not download pyodide/{wheel} (HTTP status 404)"
+    assert failure == f"Loading numpy failed: could not download {wheel} (HTTP status 404)"
 
 
 def test_invalid_default_model_is_named(new_page, site_url, default_entry):
