@@ -186,7 +186,7 @@ COLUMN_CHUNK_BYTES = 2 << 20
 def chunked_columns(x, size, before, after):
     """Yield (start, stop, columns) for consecutive chunks of the images in x (N, H, W, C).
 
-    columns holds the im2col rows of x[start:stop] zero-padded on height and width
+    columns contains the im2col rows of x[start:stop] zero-padded on height and width
     by `before` and `after` pixels, for a size x size kernel. The buffers are reused,
     so each columns array is only valid until the next one is yielded.
     """
@@ -215,8 +215,8 @@ def unfold_into(columns, images):
         np.copyto(columns, window_view(images, kernel_height, kernel_width))
         return
     # With few channels a window row is only a few floats long, and numpy's copy of the
-    # window view runs its inner loop for each of them: one copy per kernel position, each
-    # over whole image rows, took a third of the time for a single channel.
+    # window view runs its inner loop once per window row. One copy per kernel position,
+    # each over whole image rows, took a third of the time for a single channel.
     out_height, out_width = columns.shape[1:3]
     for row in range(kernel_height):
         for column in range(kernel_width):
@@ -332,13 +332,14 @@ class Conv2D(Layer):
 
 
 # Pixels per row in pixel_rows. Per-channel operations on an array of shape (pixels,
-# channels) run numpy's inner loop once per row, and rows of 16 to 64 channels are
-# too short for it: a row of 64 pixels made batch normalisation about 3 times faster.
+# channels) run numpy's inner loop once per row, and rows of 16 to 64 channels are too
+# short for it. The column sums of 128 x 28 x 28 x 32 floats took 1.3 ms with one pixel
+# per row and 0.2 ms with 64 (numpy 2.4.6).
 PIXELS_PER_ROW = 64
 
 
 def pixel_rows(x):
-    """Return x (..., C) reshaped to rows of several whole pixels each, and how many pixels each row holds.
+    """Return x (..., C) reshaped to rows of several whole pixels each, and the number of pixels per row.
 
     A vector per channel applies to such rows when tiled that many times, and
     channel_sums turns the rows' column sums back into sums per channel.
@@ -455,7 +456,11 @@ def fold_batch_norm(spec, batch_norm):
 
 
 def first_maximum(arrays, out, winner):
-    """Write the elementwise maximum of same-shape arrays to out, and for each element the index of the first array that holds it to winner."""
+    """Write the elementwise maximum of same-shape arrays to out, and for each element the index of the first array that contains it to winner."""
+    if len(arrays) == 1:
+        np.copyto(out, arrays[0])
+        winner[...] = 0
+        return
     # Strictly greater, so a tie keeps the earlier array as the winner.
     np.greater(arrays[1], arrays[0], out=winner.view(bool))
     np.maximum(arrays[0], arrays[1], out=out)
@@ -486,7 +491,7 @@ class MaxPool2D(Layer):
         out = np.empty((count, out_height, out_width, channels), x.dtype)
 
         def pool(images, row_winner, column_winner, images_out):
-            # Axis 2 is the row within the window; the last axis holds the window's columns, each channel by channel.
+            # Axis 2 is the row within the window; the last axis contains the window's columns, each channel by channel.
             windows = images[:, : out_height * size, : out_width * size].reshape(
                 len(images), out_height, size, out_width, size * channels)
             row_max = np.empty(row_winner.shape, x.dtype)
