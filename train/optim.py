@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from .parallel import in_row_halves
+
 
 class AdamW:
     """Adam with decoupled weight decay.
@@ -32,14 +34,27 @@ class AdamW:
         first_correction = 1 - self.beta1 ** self.steps
         second_correction = 1 - self.beta2 ** self.steps
         for parameter, gradient, m, v in zip(self.parameters, gradients, self.first_moments, self.second_moments):
-            if parameter.ndim >= 2 and self.weight_decay:
-                parameter *= parameter.dtype.type(1 - lr * self.weight_decay)
-            m *= self.beta1
-            m += (1 - self.beta1) * gradient
-            v *= self.beta2
-            v += (1 - self.beta2) * np.square(gradient)
-            denominator = np.sqrt(v / second_correction) + self.eps
-            parameter -= (lr / first_correction) * m / denominator
+            decay = parameter.ndim >= 2 and self.weight_decay
+
+            def update(parameter, gradient, m, v):
+                # The same operations as m += (1 - beta1) * gradient and so on, written into two scratch
+                # arrays instead of a new array for each intermediate result.
+                scratch, step = np.empty_like(parameter), np.empty_like(parameter)
+                if decay:
+                    parameter *= parameter.dtype.type(1 - lr * self.weight_decay)
+                m *= self.beta1
+                m += np.multiply(gradient, 1 - self.beta1, out=scratch)
+                v *= self.beta2
+                np.square(gradient, out=scratch)
+                v += np.multiply(scratch, 1 - self.beta2, out=scratch)
+                denominator = np.divide(v, second_correction, out=scratch)
+                np.sqrt(denominator, out=denominator)
+                denominator += self.eps
+                np.multiply(m, lr / first_correction, out=step)
+                parameter -= np.divide(step, denominator, out=step)
+
+            # Every element is updated on its own, so the halves give the same result as one call.
+            in_row_halves(update, parameter, gradient, m, v)
 
     def __repr__(self):
         return (f"AdamW(betas=({self.beta1}, {self.beta2}), eps={self.eps}, "
