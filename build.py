@@ -1370,6 +1370,34 @@ def upload_site(aws: AwsCli, site_dir: Path, bucket: str) -> None:
                    "--exclude", "*", *includes, "--content-type", content_type, "--cache-control", cache_control)
 
 
+# Maximum number of keys in one S3 DeleteObjects request.
+DELETE_BATCH_KEYS = 1000
+
+
+def stale_keys(site_dir: Path, keys: list[str]) -> list[str]:
+    """Return the keys that name no file of the built site in `site_dir`, sorted."""
+    site_files = {path.relative_to(site_dir).as_posix() for path in site_dir.rglob("*") if path.is_file()}
+    return sorted(key for key in keys if key not in site_files)
+
+
+def handle_stale_files(aws: AwsCli, site_dir: Path, bucket: str, delete: bool) -> None:
+    """List the bucket's files that the new site does not have, and delete them if `delete` is set."""
+    keys = aws.look_up("s3api", "list-objects-v2", "--bucket", bucket, "--query", "Contents[].Key") or []
+    stale = stale_keys(site_dir, keys)
+    if not stale:
+        return
+    if not delete:
+        log(f"Kept {count_files(len(stale))} in s3://{bucket}/ that the new site does not have, such as {stale[0]}, "
+            "for pages opened before this deploy. Deploy with --delete-stale to delete them.")
+        return
+    for start in range(0, len(stale), DELETE_BATCH_KEYS):
+        objects = [{"Key": key} for key in stale[start: start + DELETE_BATCH_KEYS]]
+        aws.change("s3api", "delete-objects", "--bucket", bucket,
+                   "--delete", json.dumps({"Objects": objects, "Quiet": True}, separators=(",", ":")))
+    if not aws.dry_run:
+        log(f"Deleted {count_files(len(stale))} that the new site does not have from s3://{bucket}/")
+
+
 def create_website_bucket(aws: AwsCli, bucket: str) -> None:
     """Create `bucket` as a public static website, readable by anyone but writable only by the account."""
     location = [] if aws.region == "us-east-1" else ["--create-bucket-configuration",
@@ -1479,6 +1507,8 @@ def deploy(options: argparse.Namespace) -> None:
     if not bucket_exists:
         create_website_bucket(aws, options.bucket)
     upload_site(aws, site_dir, options.bucket)
+    if bucket_exists:
+        handle_stale_files(aws, site_dir, options.bucket, options.delete_stale)
 
     if options.dry_run:
         log("Dry run: nothing was changed in AWS.")
@@ -1589,6 +1619,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     deploy_parser.add_argument("--dry-run", action="store_true",
                                help="print the commands that would change AWS resources instead of running them; "
                                     "read-only look-ups still run, and the zip and the site are still built")
+    deploy_parser.add_argument("--delete-stale", action="store_true",
+                               help="delete the bucket's files that the new site does not have, such as files of "
+                                    "earlier deploys; by default they are kept, so that a page opened before the "
+                                    "deploy can still load them, and listed")
     deploy_parser.add_argument("--site-origin", metavar="URL",
                                help="origin the site is served from, allowed by CORS (default: the bucket's S3 "
                                     "website endpoint)")

@@ -426,3 +426,33 @@ def test_deploy_refuses_to_replace_unrelated_folder(tmp_path):
         build.check_replaceable_site_dir(tmp_path)
 
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_stale_keys(tmp_path):
+    write_files(tmp_path, {"index.html": b"<p>", "models/index.json": b"{}"})
+    keys = ["index.html", "app.00000000.js", "models/index.json", "models/cnn.11111111.json"]
+    assert build.stale_keys(tmp_path, keys) == ["app.00000000.js", "models/cnn.11111111.json"]
+    assert build.stale_keys(tmp_path, []) == []
+
+
+def test_deploy_stale_files_kept_then_deleted(aws_env, deployed, tmp_path):
+    old_file = tmp_path / "old.js"
+    old_file.write_text("// from an earlier deploy")
+    aws(aws_env, "s3api", "put-object", "--bucket", BUCKET, "--key", "app.00000000.js", "--body", str(old_file))
+    common = ("--bucket", BUCKET, "--function", FUNCTION, "--arch", "arm64", "--lambda-zip", str(deployed["zip"]))
+
+    kept = run_deploy(aws_env, *common, "--site-dir", str(tmp_path / "site-1"))
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert (f"Kept 1 file in s3://{BUCKET}/ that the new site does not have, such as app.00000000.js" in kept.stdout)
+    assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
+
+    dry = run_deploy(aws_env, *common, "--delete-stale", "--dry-run", "--site-dir", str(tmp_path / "site-2"))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert 'would run: aws s3api delete-objects --bucket digits-site-test --delete' in dry.stdout
+    assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
+
+    deleted = run_deploy(aws_env, *common, "--delete-stale", "--site-dir", str(tmp_path / "site-3"))
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert f"Deleted 1 file that the new site does not have from s3://{BUCKET}/" in deleted.stdout
+    assert aws_fails(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
+    assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "index.html")
