@@ -6,7 +6,8 @@
  * worker is ready or the box is cleared. Either way, at most one classification is in flight.
  *
  * Stable hooks for tests (keep them when restyling):
- *   #canvas         drawing surface, drawn with Pointer Events. When focused: arrow keys move the pen
+ *   #canvas         drawing surface, drawn with Pointer Events, one pointer at a time. A pen replaces a touch
+ *                   stroke in progress, which is most likely a palm resting on a tablet. When focused: arrow keys move the pen
  *                   (Shift moves 4 times further), Space puts the pen down or lifts it, Enter classifies,
  *                   Escape or Delete clears. Ctrl+Z or Cmd+Z undoes the last stroke anywhere on the page.
  *   #pad            wrapper of #canvas; data-pen is "hidden", "up" or "down" for the keyboard pen cursor
@@ -88,6 +89,8 @@ const pad = {
   strokes: [],
   activeStroke: null,
   activePointerId: null,
+  // pointerType of the active pointer: "mouse", "pen" or "touch", or null when no pointer draws.
+  activePointerType: null,
   side: 0,
   context: elements.canvas.getContext("2d"),
 };
@@ -166,6 +169,19 @@ function fitCanvasToLayout() {
   showPenCursor();
 }
 
+// The query that watchDevicePixelRatio listens to, referenced here so that it lives as long as the page.
+let pixelRatioQuery = null;
+
+// Moving the window to a screen of another pixel density changes devicePixelRatio without a resize event.
+// A media query for the current ratio stops matching then, so each change arms a query for the new ratio.
+function watchDevicePixelRatio() {
+  pixelRatioQuery = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+  pixelRatioQuery.addEventListener("change", () => {
+    fitCanvasToLayout();
+    watchDevicePixelRatio();
+  }, { once: true });
+}
+
 function startStroke(point) {
   const stroke = [point];
   pad.strokes.push(stroke);
@@ -196,8 +212,20 @@ function extendStroke(points) {
 function finishStroke() {
   pad.activeStroke = null;
   pad.activePointerId = null;
+  pad.activePointerType = null;
   pen.down = false;
   showPenCursor();
+}
+
+// Removes the stroke in progress without an undo step or a classification of its own, as if it had never been drawn.
+// NOTE: a touch that rested longer than CLASSIFY_DELAY_MS before the pen came has been classified like a
+// finger stroke already, and that result shows until the pen's stroke is classified.
+function dropActiveStroke() {
+  const dropped = pad.activeStroke;
+  pad.strokes = pad.strokes.filter((stroke) => stroke !== dropped);
+  clearTimeout(classifier.delayTimer);
+  finishStroke();
+  redrawPad();
 }
 
 function clampToPad(value) {
@@ -223,13 +251,22 @@ function coalescedEvents(event) {
   return [event];
 }
 
+// A palm resting on a tablet's screen is a touch pointer that often lands before the pen.
+function penReplacesTouch(event) {
+  return event.pointerType === "pen" && pad.activePointerType === "touch";
+}
+
 function onPointerDown(event) {
-  // One stroke at a time: a second finger on the pad is ignored.
-  if (pad.activePointerId !== null) {
-    return;
-  }
   if (event.pointerType === "mouse" && event.button !== 0) {
     return;
+  }
+  // One stroke at a time: a second finger on the pad is ignored, and so is any touch while a pen draws.
+  // But a pen replaces a touch stroke in progress, which is most likely the palm of the hand holding the pen.
+  if (pad.activePointerId !== null) {
+    if (!penReplacesTouch(event)) {
+      return;
+    }
+    dropActiveStroke();
   }
   if (pen.down) {
     finishStroke();
@@ -238,6 +275,7 @@ function onPointerDown(event) {
   showPenCursor();
   elements.canvas.setPointerCapture(event.pointerId);
   pad.activePointerId = event.pointerId;
+  pad.activePointerType = event.pointerType;
   startStroke(pointFromEvent(event));
   onDrawingChanged();
   scheduleDrawingClassification();
@@ -1212,6 +1250,7 @@ function connectControls() {
   new ResizeObserver(fitCanvasToLayout).observe(canvas);
   // A zoom change alters devicePixelRatio without resizing the canvas in CSS pixels.
   window.addEventListener("resize", fitCanvasToLayout);
+  watchDevicePixelRatio();
 }
 
 // The worker first: Pyodide's start-up is the longest wait, and the rest need not delay it.

@@ -1,9 +1,10 @@
-"""Browser tests of the page beyond drawing: start-up failures, photos, models, the request queue, layout.
+"""Browser tests of the page beyond drawing digits: start-up failures, photos, models, the request queue,
+a pen beside a palm on a tablet, and layout.
 
 Files are removed or replaced with Playwright routes on one page, so the server stays untouched.
 When the worker cannot start, the page falls back to the API (tests/test_fallback.py tests that
-path), so these tests read the worker's failure from #fallback-note. Layout tests delete
-WebAssembly, so the page starts no worker and loads in a fraction of a second.
+path), so these tests read the worker's failure from #fallback-note. Tablet and layout tests delete
+WebAssembly, so the page starts no worker, classifies on the server and loads in a fraction of a second.
 """
 
 import io
@@ -21,10 +22,37 @@ pytestmark = [pytest.mark.browser, pytest.mark.mnist]
 NO_WEBASSEMBLY = "delete globalThis.WebAssembly;"
 FAILURE_DETAILS = "Details: "
 MAX_PROBABILITY_DIFFERENCE = 1e-5
+# A stroke's width as a share of the canvas side, equal to BRUSH_FRACTION in site/app.js.
+BRUSH_FRACTION = 1 / 14
 BROKEN_MODEL = '{"format": "digits-model", "format_version": 1}'
 # Test image 0 of MNIST is a 7, image 2 a 1.
 SEVEN = 0
 ONE = 2
+
+# Points as (x, y) fractions of the canvas side: a pen's "1", and a palm resting at the lower right.
+PEN_LINE = [(0.5, 0.2), (0.5, 0.35), (0.5, 0.5), (0.5, 0.65), (0.5, 0.8)]
+PALM_TRACK = [(0.8, 0.75), (0.84, 0.8), (0.88, 0.85), (0.92, 0.9)]
+
+# Alpha (0..255) of the canvas's backing store at (x, y) fractions of its side.
+CANVAS_ALPHA_SCRIPT = """points => {
+  const canvas = document.getElementById("canvas");
+  const context = canvas.getContext("2d");
+  return points.map(([x, y]) =>
+    context.getImageData(Math.floor(x * canvas.width), Math.floor(y * canvas.height), 1, 1).data[3]);
+}"""
+
+# Pixels of the backing store with at least half alpha in the row at a fraction y of the side.
+INK_IN_ROW_SCRIPT = """y => {
+  const canvas = document.getElementById("canvas");
+  const row = canvas.getContext("2d").getImageData(0, Math.floor(y * canvas.height), canvas.width, 1).data;
+  return row.filter((value, index) => index % 4 === 3 && value >= 128).length;
+}"""
+
+# Stops resize events before app.js receives them, so that only its media query can report a new
+# devicePixelRatio. Chromium 156 fires no resize event for a change of deviceScaleFactor alone anyway.
+SWALLOW_RESIZE_SCRIPT = """
+window.addEventListener("resize", (event) => event.stopImmediatePropagation(), true);
+"""
 
 # Delivers the worker's messages to the page 300 ms late and counts classify requests in flight,
 # so that quick drawing overlaps with a running classification.
@@ -126,12 +154,74 @@ def choose_model(page, name):
     wait_for_result(page, previous)
 
 
-def open_without_webassembly(new_page, site_url, **context_options):
+def open_without_webassembly(new_page, site_url, init_script="", **context_options):
     page = new_page(**context_options)
-    page.add_init_script(NO_WEBASSEMBLY)
+    page.add_init_script(NO_WEBASSEMBLY + init_script)
     page.goto(site_url)
     wait_until_ready(page)
     return page
+
+
+def canvas_alpha(page, points):
+    return page.evaluate(CANVAS_ALPHA_SCRIPT, [list(point) for point in points])
+
+
+def ink_in_row(page, y):
+    return page.evaluate(INK_IN_ROW_SCRIPT, y)
+
+
+def undo(page):
+    previous = result_id(page)
+    page.click("#undo")
+    wait_for_result(page, previous)
+
+
+def wait_for_two_frames(page):
+    page.evaluate("() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)))")
+
+
+class Tablet:
+    """Touch and pen input on #canvas through the DevTools protocol, at (x, y) fractions of the canvas side.
+
+    Chromium dispatches a touch and a pen that are down at the same time as two pointers, as on a tablet.
+    """
+
+    def __init__(self, page):
+        self.session = page.context.new_cdp_session(page)
+        self.box = page.locator("#canvas").bounding_box()
+
+    def position(self, point):
+        x, y = point
+        return self.box["x"] + x * self.box["width"], self.box["y"] + y * self.box["height"]
+
+    def send_touch(self, kind, points):
+        touch_points = [dict(zip("xy", self.position(point))) for point in points]
+        self.session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+    def touch_start(self, point):
+        self.send_touch("touchStart", [point])
+
+    def touch_move(self, point):
+        self.send_touch("touchMove", [point])
+
+    def touch_end(self):
+        self.send_touch("touchEnd", [])
+
+    def send_pen(self, kind, point, buttons):
+        x, y = self.position(point)
+        self.session.send("Input.dispatchMouseEvent", {
+            "type": kind, "x": x, "y": y, "button": "left", "buttons": buttons,
+            "clickCount": 1, "pointerType": "pen", "force": 0.5,
+        })
+
+    def pen_down(self, point):
+        self.send_pen("mousePressed", point, buttons=1)
+
+    def pen_move(self, point):
+        self.send_pen("mouseMoved", point, buttons=1)
+
+    def pen_up(self, point):
+        self.send_pen("mouseReleased", point, buttons=0)
 
 
 # Start-up failures: the worker names the file that is missing or broken
@@ -420,6 +510,79 @@ def test_late_worker_result_after_clear_is_dropped(slow_worker_page):
     assert page.locator("#empty-hint").is_visible()
 
 
+# A pen beside a palm on a tablet, without a worker
+
+@pytest.fixture
+def tablet_page(new_page, site_url):
+    """A page with touch input and no worker, and a Tablet that draws on it."""
+    page = open_without_webassembly(new_page, site_url, has_touch=True)
+    return page, Tablet(page)
+
+
+def pen_line_probabilities(page, tablet):
+    """Draw PEN_LINE alone with the pen on a cleared canvas, and return the probabilities shown for it."""
+    clear(page)
+    previous = result_id(page)
+    tablet.pen_down(PEN_LINE[0])
+    for point in PEN_LINE[1:]:
+        tablet.pen_move(point)
+    tablet.pen_up(PEN_LINE[-1])
+    wait_for_result(page, previous)
+    probabilities = shown_probabilities(page)
+    clear(page)
+    return probabilities
+
+
+def test_pen_replaces_touch_stroke_in_progress(tablet_page):
+    page, tablet = tablet_page
+    expected = pen_line_probabilities(page, tablet)
+    previous = result_id(page)
+
+    tablet.touch_start(PALM_TRACK[0])
+    tablet.touch_move(PALM_TRACK[1])
+    tablet.pen_down(PEN_LINE[0])
+    tablet.touch_move(PALM_TRACK[2])
+    for point in PEN_LINE[1:]:
+        tablet.pen_move(point)
+    tablet.pen_up(PEN_LINE[-1])
+    tablet.touch_move(PALM_TRACK[3])
+    tablet.touch_end()
+    wait_for_result(page, previous)
+
+    assert canvas_alpha(page, PALM_TRACK) == [0] * len(PALM_TRACK)
+    assert canvas_alpha(page, PEN_LINE) == [255] * len(PEN_LINE)
+    assert shown_probabilities(page) == expected
+    # The pen's stroke is the only one, so one undo empties the drawing.
+    undo(page)
+    assert canvas_alpha(page, PEN_LINE) == [0] * len(PEN_LINE)
+    assert page.locator("#empty-hint").is_visible()
+
+
+def test_touch_during_pen_stroke_is_ignored(tablet_page):
+    page, tablet = tablet_page
+    expected = pen_line_probabilities(page, tablet)
+    previous = result_id(page)
+
+    tablet.pen_down(PEN_LINE[0])
+    tablet.pen_move(PEN_LINE[1])
+    tablet.touch_start(PALM_TRACK[0])
+    tablet.touch_move(PALM_TRACK[1])
+    tablet.pen_move(PEN_LINE[2])
+    tablet.touch_move(PALM_TRACK[2])
+    tablet.touch_end()
+    for point in PEN_LINE[3:]:
+        tablet.pen_move(point)
+    tablet.pen_up(PEN_LINE[-1])
+    wait_for_result(page, previous)
+
+    assert canvas_alpha(page, PALM_TRACK) == [0] * len(PALM_TRACK)
+    assert canvas_alpha(page, PEN_LINE) == [255] * len(PEN_LINE)
+    assert shown_probabilities(page) == expected
+    undo(page)
+    assert canvas_alpha(page, PEN_LINE) == [0] * len(PEN_LINE)
+    assert page.locator("#empty-hint").is_visible()
+
+
 # Layout, without a worker
 
 def test_backing_store_follows_device_pixel_ratio(new_page, site_url):
@@ -430,6 +593,60 @@ def test_backing_store_follows_device_pixel_ratio(new_page, site_url):
 
     assert width == round(client_width * 2)
     assert height == width
+
+
+def change_device_pixel_ratio(page, session, ratio, reduced_motion):
+    """Emulate a move of the window to a screen with devicePixelRatio `ratio`, at the same size in CSS pixels.
+
+    The override lasts while the DevTools `session` stays attached. Headless Chromium 156 applies a new
+    deviceScaleFactor to devicePixelRatio and to media queries at once, but fires their change events only
+    when something else makes it evaluate media queries again. Setting the emulated prefers-reduced-motion
+    to a new value (`reduced_motion`) does.
+    """
+    viewport = page.viewport_size
+    session.send("Emulation.setDeviceMetricsOverride", {
+        "width": viewport["width"], "height": viewport["height"], "deviceScaleFactor": ratio, "mobile": False,
+    })
+    session.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": reduced_motion}]})
+    page.wait_for_function("ratio => window.devicePixelRatio === ratio", arg=ratio)
+    # The HTML standard's rendering update fires media query change events before requestAnimationFrame callbacks.
+    wait_for_two_frames(page)
+
+
+def test_pixel_ratio_change_rescales_drawing(new_page, site_url):
+    page = open_without_webassembly(new_page, site_url, init_script=SWALLOW_RESIZE_SCRIPT)
+    side = page.evaluate("() => document.getElementById('canvas').clientWidth")
+    box = page.locator("#canvas").bounding_box()
+    previous = result_id(page)
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=6)
+    page.mouse.up()
+    wait_for_result(page, previous)
+    assert ink_in_row(page, 0.5) == pytest.approx(side * BRUSH_FRACTION, abs=1)
+
+    # The second change fails unless the page watches for a new ratio again after the first change.
+    session = page.context.new_cdp_session(page)
+    for ratio, reduced_motion in ((2, "reduce"), (3, "no-preference")):
+        change_device_pixel_ratio(page, session, ratio, reduced_motion)
+
+        client_width, width, height = page.evaluate(
+            "() => { const canvas = document.getElementById('canvas'); return [canvas.clientWidth, canvas.width, canvas.height]; }")
+        assert client_width == side
+        assert width == round(side * ratio)
+        assert height == width
+        assert canvas_alpha(page, [(0.5, 0.3), (0.5, 0.5), (0.5, 0.7)]) == [255, 255, 255]
+        assert canvas_alpha(page, [(0.3, 0.5), (0.7, 0.5)]) == [0, 0]
+        assert ink_in_row(page, 0.5) == pytest.approx(side * BRUSH_FRACTION * ratio, abs=1)
+
+    # A stroke drawn at the new ratio lands under the pointer.
+    previous = result_id(page)
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.3, steps=6)
+    page.mouse.up()
+    wait_for_result(page, previous)
+    assert canvas_alpha(page, [(0.25, 0.3), (0.75, 0.3), (0.25, 0.4)]) == [255, 255, 0]
 
 
 def test_layout_fits_360_px(new_page, site_url, mnist_test_set):
