@@ -1083,11 +1083,20 @@ def stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+def allow_served_origin(host: str, port: int, environ=os.environ) -> None:
+    """Allow CORS requests from the served page to the API, unless DIGITS_ALLOWED_ORIGINS is set.
+
+    The API's own default names port 8000, so without this a page served on another port gets no CORS headers.
+    """
+    environ.setdefault("DIGITS_ALLOWED_ORIGINS", f"http://{host}:{port},http://localhost:{port}")
+
+
 def serve(dist_dir: Path, host: str, port: int) -> None:
     # The API handler logs model loads and rejected requests through the logging module.
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     server = make_server(dist_dir, host, port, log_requests=True, handler_class=SiteAndApiRequestHandler)
     bound_host, bound_port = server.server_address[:2]
+    allow_served_origin(bound_host, bound_port)
     # `kill PID` then stops the server the same way as Ctrl+C does.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     log(f"Serving http://{bound_host}:{bound_port}/ and the API under http://{bound_host}:{bound_port}/api/")
@@ -1561,8 +1570,34 @@ def pytest_command(python: Path, extra_args: list[str]) -> list[str]:
     return [str(python), "-m", "pytest", *paths, *extra_args]
 
 
+# Code that prints the folder of the MNIST download cache, after downloading and checking the files if needed.
+FIND_MNIST_CODE = """
+import sys
+from train.data import DataNotFoundError, DownloadError, find_mnist
+try:
+    print(find_mnist(log=lambda message: print(message, file=sys.stderr, flush=True)))
+except (DataNotFoundError, DownloadError) as error:
+    sys.exit(f"error: {error}")
+"""
+
+
+def ensure_mnist_for_tests(python: Path, environ=os.environ) -> None:
+    """Set MNIST_DIR for the tests unless it is set: to the download cache, downloading the files if they are not there."""
+    if environ.get("MNIST_DIR"):
+        return
+    log("MNIST_DIR is not set, so the tests use the MNIST download cache (files are downloaded if missing)")
+    completed = subprocess.run([str(python), "-c", FIND_MNIST_CODE], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                               env={**environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), str(ROOT)])},
+                               check=False)
+    if completed.returncode != 0 or not completed.stdout.strip():
+        raise BuildError("The tests need the four MNIST files. Set MNIST_DIR to a folder that contains them "
+                         "(gzip-compressed or raw IDX), or run where the download above can reach the internet.")
+    environ["MNIST_DIR"] = completed.stdout.strip().splitlines()[-1]
+
+
 def run_tests(wheels_dir: Path | None, extra_args: list[str]) -> int:
     wheels = set_up(("test",), wheels_dir)
+    ensure_mnist_for_tests(venv_python(VENV_DIR))
     chromium = ensure_chromium(venv_python(VENV_DIR))
     assemble_dist(DIST_DIR, wheels)
     log(f"Built {display_path(DIST_DIR)}/; running pytest with CHROMIUM={chromium}")

@@ -501,6 +501,8 @@ def test_unsupported_content_type(models, content_type):
     response = post({"pixels": digit_pixels().ravel().tolist()}, headers={"content-type": content_type})
 
     assert_error(response, 415, "unsupported_media_type")
+    assert answer(response)["error"]["message"] == (
+        f"send the request body as application/json or text/plain, not {content_type}")
 
 
 @pytest.mark.parametrize("event_format", sorted(EVENT_FORMATS))

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -918,3 +919,31 @@ def test_dist_entry_points_keep_names(real_dist):
         assert (real_dist / name).is_file(), name
     assert sorted(path.name for path in (real_dist / "reports").glob("*.html")) == sorted(
         path.name for path in (build.SITE_DIR / "reports").glob("*.html"))
+
+
+def test_mnist_dir_kept_when_set(monkeypatch):
+    monkeypatch.setattr(build.subprocess, "run", lambda *args, **kwargs: pytest.fail("nothing should run"))
+    environ = {"MNIST_DIR": "/data/mnist"}
+    build.ensure_mnist_for_tests(Path("python"), environ)
+    assert environ == {"MNIST_DIR": "/data/mnist"}
+
+
+def test_mnist_dir_from_download_cache(monkeypatch):
+    ran = []
+
+    def fake_run(command, **kwargs):
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout="downloading\n/cache/digits/mnist\n")
+
+    monkeypatch.setattr(build.subprocess, "run", fake_run)
+    environ = {}
+    build.ensure_mnist_for_tests(Path("python"), environ)
+    assert environ["MNIST_DIR"] == "/cache/digits/mnist"
+    assert ran[0][:2] == ["python", "-c"]
+
+
+def test_mnist_download_failure_names_mnist_dir(monkeypatch):
+    monkeypatch.setattr(build.subprocess, "run",
+                        lambda command, **kwargs: subprocess.CompletedProcess(command, 1, stdout=""))
+    with pytest.raises(build.BuildError, match="Set MNIST_DIR to a folder that contains them"):
+        build.ensure_mnist_for_tests(Path("python"), {})

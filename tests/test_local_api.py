@@ -391,3 +391,13 @@ def test_parse_args_api_url():
 
 def test_serve_runs_in_venv():
     assert "serve" in build.COMMANDS_RUN_IN_VENV
+
+
+def test_served_origin_allowed_unless_set():
+    environ = {}
+    build.allow_served_origin("127.0.0.1", 8731, environ)
+    assert environ["DIGITS_ALLOWED_ORIGINS"] == "http://127.0.0.1:8731,http://localhost:8731"
+
+    environ = {"DIGITS_ALLOWED_ORIGINS": "https://digits.example"}
+    build.allow_served_origin("127.0.0.1", 8731, environ)
+    assert environ["DIGITS_ALLOWED_ORIGINS"] == "https://digits.example"

@@ -191,3 +191,10 @@ def test_cnn_run_repeats_with_seed(mnist_dir, cnn_run, tmp_path, capsys):
     second = train_quick(mnist_dir, tmp_path / "second.json", *CNN_QUICK, model="cnn")
     assert second["version"] == first["version"]
     assert second["history"][0]["loss"] == first["history"][0]["loss"]
+
+
+def test_quick_default_out_keeps_shipped_model():
+    from train.__main__ import QUICK_OUT_DIR, parse_settings
+
+    assert parse_settings(["--model", "mlp", "--quick"]).out == os.path.join(QUICK_OUT_DIR, "mlp.json")
+    assert parse_settings(["--model", "cnn"]).out == os.path.join("site", "models", "cnn.json")

@@ -36,6 +36,7 @@ PIXEL_STD = 0.3081
 QUICK_TRAIN_IMAGES = 2000
 QUICK_TEST_IMAGES = 1000
 QUICK_EPOCHS = 2
+QUICK_OUT_DIR = os.path.join(".cache", "quick-models")
 # Evaluation runs 500 images at a time, so the CNN's largest activation (500 x 28 x 28 x 32 float32) is about 50 MB.
 EVALUATION_BATCH = 500
 
@@ -52,7 +53,8 @@ def parse_settings(argv):
     parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="network to train (default: cnn)")
     parser.add_argument("--data", help="folder with the four MNIST IDX files (.gz or raw); default: $MNIST_DIR, else "
                                        "download them into $XDG_CACHE_HOME/digits/mnist (~/.cache/digits/mnist if unset)")
-    parser.add_argument("--out", help="model file to write (default: site/models/<model>.json)")
+    parser.add_argument("--out", help="model file to write (default: site/models/<model>.json, or "
+                                      f"{QUICK_OUT_DIR}/<model>.json with --quick)")
     parser.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default: 30, or {QUICK_EPOCHS} with --quick)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step (default: 128)")
     parser.add_argument("--lr", type=positive_float, help="peak learning rate of AdamW (default: 0.002)")
@@ -102,7 +104,9 @@ def parse_settings(argv):
         if getattr(settings, name) is None:
             setattr(settings, name, value)
     if settings.out is None:
-        settings.out = os.path.join("site", "models", f"{settings.model}.json")
+        # A quick model is for trying things out, so by default it does not replace the one the site ships.
+        folder = QUICK_OUT_DIR if settings.quick else os.path.join("site", "models")
+        settings.out = os.path.join(folder, f"{settings.model}.json")
     if not 0 <= settings.dropout < 1:
         parser.error(f"--dropout must be at least 0 and below 1, got {settings.dropout}")
     if settings.max_shift < 0:

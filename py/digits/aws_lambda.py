@@ -213,7 +213,7 @@ def parse_json_body(request):
     # text/plain is accepted because a browser sends it without a CORS preflight.
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type not in JSON_CONTENT_TYPES:
-        raise ApiError(415, "unsupported_media_type", f"send the request body as application/json, not {content_type}")
+        raise ApiError(415, "unsupported_media_type", f"send the request body as application/json or text/plain, not {content_type}")
     data = request.body_bytes(max_body_bytes())
     try:
         payload = json.loads(data, parse_constant=reject_constant)
