@@ -112,15 +112,17 @@ def test_conv_big_batch():
 
 def test_dense_split_batch():
     rng = np.random.default_rng(0)
-    layer = Dense(30, 7, rng, dtype=np.float64)
-    layer.bias[:] = rng.standard_normal(7)
-    x = rng.standard_normal((9, 30))
+    layer = Dense(300, 70, rng, dtype=np.float64)
+    layer.bias[:] = rng.standard_normal(70)
+    # 101 x 300 x 70 multiply-adds are enough to be split, into 50 and 51 rows.
+    x = rng.standard_normal((101, 300))
+    assert layer.min_split_elements(x) == 0
     out = layer.forward(x, training=True)
-    np.testing.assert_allclose(out, x @ layer.weight + layer.bias, rtol=1e-13)
+    np.testing.assert_allclose(out, x @ layer.weight + layer.bias, rtol=1e-12, atol=1e-12)
     grad = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(layer.backward(grad), grad @ layer.weight.T, rtol=1e-13)
-    np.testing.assert_allclose(layer.weight_gradient, x.T @ grad, rtol=1e-13)
-    np.testing.assert_allclose(layer.bias_gradient, grad.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(layer.backward(grad), grad @ layer.weight.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.weight_gradient, x.T @ grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.bias_gradient, grad.sum(axis=0), rtol=1e-12, atol=1e-12)
 
 
 def test_batch_norm_big_batch():
@@ -188,3 +190,11 @@ def test_maxpool_of_size_one_is_identity():
     layer = MaxPool2D(1)
     np.testing.assert_array_equal(layer.forward(x, training=True), x)
     np.testing.assert_array_equal(layer.backward(x * 2), x * 2)
+
+
+def test_dense_small_product_not_split():
+    layer = Dense(256, 10, np.random.default_rng(0))
+    x = np.zeros((128, 256), np.float32)
+    # 128 x 256 x 10 multiply-adds, as in the MLP's last layer, stay in one piece.
+    assert layer.min_split_elements(x) == x.size + 1
+    assert parallel.in_row_halves(len, x, min_elements=layer.min_split_elements(x)) == [128]
