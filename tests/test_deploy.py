@@ -441,18 +441,18 @@ def test_deploy_stale_files_kept_then_deleted(aws_env, deployed, tmp_path):
     aws(aws_env, "s3api", "put-object", "--bucket", BUCKET, "--key", "app.00000000.js", "--body", str(old_file))
     common = ("--bucket", BUCKET, "--function", FUNCTION, "--arch", "arm64", "--lambda-zip", str(deployed["zip"]))
 
-    kept = run_deploy(aws_env, *common, "--site-dir", str(tmp_path / "site-1"))
-    assert kept.returncode == 0, kept.stdout + kept.stderr
-    assert (f"Kept 1 file in s3://{BUCKET}/ that the new site does not have, such as app.00000000.js" in kept.stdout)
+    kept_run = run_deploy(aws_env, *common, "--site-dir", str(tmp_path / "site-1"))
+    assert kept_run.returncode == 0, kept_run.stdout + kept_run.stderr
+    assert (f"Kept 1 file in s3://{BUCKET}/ that the new site does not have, such as app.00000000.js" in kept_run.stdout)
     assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
 
-    dry = run_deploy(aws_env, *common, "--delete-stale", "--dry-run", "--site-dir", str(tmp_path / "site-2"))
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert 'would run: aws s3api delete-objects --bucket digits-site-test --delete' in dry.stdout
+    dry_run_result = run_deploy(aws_env, *common, "--delete-stale", "--dry-run", "--site-dir", str(tmp_path / "site-2"))
+    assert dry_run_result.returncode == 0, dry_run_result.stdout + dry_run_result.stderr
+    assert 'would run: aws s3api delete-objects --bucket digits-site-test --delete' in dry_run_result.stdout
     assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
 
-    deleted = run_deploy(aws_env, *common, "--delete-stale", "--site-dir", str(tmp_path / "site-3"))
-    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    assert f"Deleted 1 file that the new site does not have from s3://{BUCKET}/" in deleted.stdout
+    deleted_run = run_deploy(aws_env, *common, "--delete-stale", "--site-dir", str(tmp_path / "site-3"))
+    assert deleted_run.returncode == 0, deleted_run.stdout + deleted_run.stderr
+    assert f"Deleted 1 file that the new site does not have from s3://{BUCKET}/" in deleted_run.stdout
     assert aws_fails(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "app.00000000.js")
     assert aws(aws_env, "s3api", "head-object", "--bucket", BUCKET, "--key", "index.html")
